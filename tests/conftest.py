@@ -1,0 +1,30 @@
+"""Shared test setup: imports resolve from the repository root, and every test runs in its own folder so
+result/ and log/ never leak between tests."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """cwd = a fresh folder holding a copy of config/ (the scripts resolve result/ and log/ from cwd)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    for f in (ROOT / "config").glob("*.json"):
+        (tmp_path / "config" / f.name).write_text(f.read_text())
+    return tmp_path
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: int = 600):
+    """Run a step script as a user would; returns the CompletedProcess."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,0 +1,94 @@
+"""Config validation, precedence, device parsing and the user-error path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from errors import UserError
+from experiment import base_parser, load_config, parse, resolve_device, run_main
+
+GOOD = {"dataset_name": "digits", "model_name": "columnfc", "epochs": 3, "num_cls": 10, "input_dim": 64}
+
+
+def write(tmp_path: Path, data: object, name: str = "c.json") -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return p
+
+
+def test_defaults_and_derived_values(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD, "my_exp.json"))
+    assert (cfg.batch_size, cfg.early_stop, cfg.shadow_num, cfg.seed) == (128, 5, 5, 7)
+    assert cfg.fine_tune_epochs == 1  # epochs // 2, the artifact's fine-tuning length
+    assert cfg.split == {"victim": 0.5, "train": 0.45, "dev": 0.10, "test": 0.45}
+    assert cfg.stem == "my_exp"
+
+
+def test_precedence_cli_over_json_over_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD | {"batch_size": 64, "seed": 3})
+    args, cfg = parse(base_parser("t"), [str(path), "--seed", "11"])
+    assert cfg.seed == 11 and cfg.batch_size == 64 and cfg.early_stop == 5
+    assert args.device is None
+
+
+def test_partial_nested_keys_keep_other_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD | {"sensitivity": {"n": 4}}))
+    assert cfg.sensitivity == {"n": 4, "eps": 1e-3}
+
+
+@pytest.mark.parametrize("bad, key", [
+    (GOOD | {"epoch": 3}, "epoch"),                       # misspelt key
+    ({k: v for k, v in GOOD.items() if k != "num_cls"}, "num_cls"),
+    (GOOD | {"lr": "fast"}, "lr"),
+    (GOOD | {"epochs": 0}, "epochs"),
+    (GOOD | {"batch_size": 12.5}, "batch_size"),
+    (GOOD | {"optimizer": "adamw"}, "optimizer"),
+    (GOOD | {"split": {"train": 0.5, "dev": 0.1, "test": 0.5}}, "split"),
+    (GOOD | {"sensitivity": {"m": 10}}, "sensitivity.m"),
+    (GOOD | {"early_stop": True}, "early_stop"),
+])
+def test_bad_configs_name_file_and_key(tmp_path: Path, bad: dict, key: str) -> None:
+    path = write(tmp_path, bad)
+    with pytest.raises(UserError) as e:
+        load_config(path)
+    assert str(path) in e.value.line() and f"'{key}'" in e.value.line()
+
+
+def test_malformed_json_names_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="line 2"):
+        load_config(write(tmp_path, '{"epochs": 3,\n oops}'))
+
+
+def test_bad_cli_value_is_caught_like_a_bad_json_value(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="batch_size"):
+        parse(base_parser("t"), [str(write(tmp_path, GOOD)), "--batch_size", "0"])
+
+
+def test_device_forms() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="unknown device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            resolve_device("0")
+
+
+def test_positional_device_and_config(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    args, _ = parse(base_parser("t"), ["cpu", str(path)])
+    assert args.device == "cpu" and args.config == str(path)
+    with pytest.raises(UserError, match="device given twice"):
+        parse(base_parser("t"), ["cpu", str(path), "--device", "cpu"])
+
+
+def test_run_main_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture) -> None:
+    def main() -> None:
+        raise UserError("something is missing", "do this")
+    with pytest.raises(SystemExit) as e:
+        run_main(main)
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "error: something is missing (do this)\n"
