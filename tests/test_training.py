@@ -1,0 +1,94 @@
+"""The shared loop: the artifact's early stopping, best-weights keeping, hooks and determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import training
+from training import SplitTensors, StepStats, TrainConfig, TrainHooks, fit
+
+
+def tiny_data(n: int = 64, d: int = 5, seed: int = 0) -> SplitTensors:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3 * n, d, generator=g)
+    y = (x[:, 0] > 0).long()
+    return SplitTensors(x[:n], y[:n], x[n:2 * n], y[n:2 * n], x[2 * n:], y[2 * n:])
+
+
+class CountingHooks(TrainHooks):
+    """Each epoch sets the single weight to the epoch number, so the kept state says which epoch won."""
+
+    def train_step(self, model, optimizer, x, y, epoch) -> StepStats:
+        with torch.no_grad():
+            model.weight.fill_(float(epoch + 1))
+        logits = torch.zeros(len(y), 2)
+        return StepStats(torch.tensor(0.0), torch.tensor(0), len(y))
+
+
+def scripted_dev(monkeypatch: pytest.MonkeyPatch, dev_accs: list[float]) -> None:
+    """evaluate() is called for dev then test each epoch; dev follows the script, test mirrors it."""
+    calls = iter(v for acc in dev_accs for v in ((acc, 1.0), (acc / 2, 2.0)))
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: next(calls))
+
+
+def test_early_stop_after_more_than_patience_non_improving_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Best 30 at epoch 5 (1-based); ties do not count as gains; 6 stale epochs (> early_stop=5) stop
+    # training at 0-based epoch 10, before the 40 that would have come next.
+    scripted_dev(monkeypatch, [10, 20, 20, 15, 30, 30, 30, 30, 30, 30, 30, 40])
+    model = nn.Linear(1, 1, bias=False)
+    result = fit(model, tiny_data(), TrainConfig(epochs=12, early_stop=5, progress=False),
+                 hooks=CountingHooks(), generator=torch.Generator().manual_seed(0))
+    assert result.epochs_run == 11
+    assert result.best_epoch == 5 and result.dev_acc == 30 and result.test_acc == 15
+    assert result.state["weight"].item() == 5.0          # the weights of epoch 5, not the last epoch
+    assert model.weight.item() == 5.0                    # and the model is left holding them
+
+
+def test_patience_zero_stops_at_first_stale_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_dev(monkeypatch, [50, 40, 60])
+    result = fit(nn.Linear(1, 1, bias=False), tiny_data(), TrainConfig(epochs=3, early_stop=0, progress=False),
+                 hooks=CountingHooks(), generator=torch.Generator().manual_seed(0))
+    assert (result.epochs_run, result.best_epoch) == (2, 1)
+
+
+def train_once(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
+    return fit(model, tiny_data(), TrainConfig(epochs=4, batch_size=16, progress=False),
+               generator=torch.Generator().manual_seed(seed)).state
+
+
+def test_reruns_are_bit_identical_on_cpu() -> None:
+    a, b, c = train_once(3), train_once(3), train_once(4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_training_learns_a_separable_problem() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+    result = fit(model, tiny_data(n=256), TrainConfig(epochs=20, batch_size=32, lr=1e-2, progress=False),
+                 generator=torch.Generator().manual_seed(0))
+    assert result.dev_acc > 90
+
+
+def test_loss_hook_extras_reach_the_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    class Extra(TrainHooks):
+        log_suffix = " With TEST"
+
+        def loss(self, model, x, y, epoch):
+            loss, logits, _ = super().loss(model, x, y, epoch)
+            return loss, logits, {"Loss2": torch.tensor(0.25)}
+    import logging
+    from experiment import log
+    log.propagate = True
+    with caplog.at_level(logging.INFO, logger="prune_mia"):
+        fit(nn.Linear(5, 2), tiny_data(), TrainConfig(epochs=1, progress=False), hooks=Extra(),
+            generator=torch.Generator().manual_seed(0))
+    line = next(r.message for r in caplog.records if "Train With TEST" in r.message)
+    assert line.startswith("Epoch 0 Train With TEST: Accuracy ") and line.endswith(", Loss2 0.250")
+
+
+def test_format_line_matches_artifact() -> None:
+    assert training.format_line("Epoch 3 Train", 93.1234, 0.21549) == "Epoch 3 Train: Accuracy 93.123, Loss 0.215"

@@ -1,0 +1,227 @@
+"""The one train / evaluate / early-stop loop (DESIGN §1). Pretraining, fine-tuning and every defense use it.
+
+Data arrive as tensors already normalised (and already on the device); a batch is an index slice, so the
+loop does no per-sample Python work. Defenses plug in through `TrainHooks` (loss, optimiser step, batch
+sampling, per-epoch work) instead of copying the loop, which is what the artifact did.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from errors import UserError
+from experiment import log
+
+
+@dataclass
+class SplitTensors:
+    """One model's train / dev / test data as (x, y) tensor pairs on the training device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    dev_x: torch.Tensor
+    dev_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int = 128
+    early_stop: int = 5
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    amp: bool = False  # bf16 autocast, CUDA only
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    """What training produced: the best (dev-accuracy) weights and the accuracies at that epoch."""
+
+    state: dict[str, torch.Tensor]
+    best_epoch: int
+    epochs_run: int
+    train_acc: float
+    dev_acc: float
+    test_acc: float
+    test_loss: float
+    seconds: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The artifact's checkpoint dict ({epoch, acc, loss, state}) plus dev accuracy and extras."""
+        return {"epoch": self.best_epoch, "acc": self.test_acc, "loss": self.test_loss, "dev_acc": self.dev_acc,
+                "train_acc": self.train_acc, "epochs_run": self.epochs_run, "seconds": self.seconds,
+                "state": self.state, "extras": self.extras}
+
+
+@dataclass
+class StepStats:
+    """Sums over one batch, kept as tensors so the loop never waits on the GPU inside an epoch."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    count: int
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class TrainHooks:
+    """Plain training (the paper's "basic": early stopping + L2). Defenses subclass and override pieces.
+
+    - `setup` once before the first epoch (e.g. build an adversary, an accountant);
+    - `batches` yields index tensors for one epoch (DP-SGD replaces it with Poisson sampling);
+    - `loss` maps a batch to (mean loss, logits, extra scalars to log) (PPB, RelaxLoss override it);
+    - `train_step` does one optimiser step (ADV and DP override it);
+    - `end_epoch` returns extra numbers for the log and the checkpoint (DP-SGD's epsilon).
+    """
+
+    name = "basic"
+    log_suffix = ""  # the artifact's " With PPB" etc.
+
+    def setup(self, model: nn.Module, data: SplitTensors, cfg: TrainConfig, generator: torch.Generator) -> None:
+        pass
+
+    def make_optimizer(self, model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+        return make_optimizer(model, cfg)
+
+    def batches(self, n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        yield from torch.randperm(n, generator=generator).split(batch_size)
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             epoch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        logits = model(x)
+        return F.cross_entropy(logits, y), logits, {}
+
+    def train_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                   epoch: int) -> StepStats:
+        optimizer.zero_grad(set_to_none=True)
+        loss, logits, extras = self.loss(model, x, y, epoch)
+        loss.backward()
+        optimizer.step()
+        return batch_stats(loss, logits, y, extras)
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        return {}
+
+
+def batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+                extras: dict[str, torch.Tensor] | None = None) -> StepStats:
+    n = len(y)
+    return StepStats(loss.detach() * n, (logits.detach().argmax(1) == y).sum(), n,
+                     {k: v.detach() * n for k, v in (extras or {}).items()})
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise UserError(f"unknown optimizer '{cfg.optimizer}'", "use adam or sgd")
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; the CPU path always runs in float32 (exact and reproducible)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+                    hooks: TrainHooks, cfg: TrainConfig, generator: torch.Generator,
+                    epoch: int) -> dict[str, float]:
+    """One pass of `hooks.batches`; returns accuracy (%), mean loss and the hooks' extra means."""
+    model.train()
+    total: StepStats | None = None
+    with autocast(x.device, cfg.amp):
+        for idx in hooks.batches(len(y), cfg.batch_size, generator):
+            idx = idx.to(x.device, non_blocking=True)
+            s = hooks.train_step(model, optimizer, x[idx], y[idx], epoch)
+            total = s if total is None else StepStats(
+                total.loss_sum + s.loss_sum, total.correct + s.correct, total.count + s.count,
+                {k: total.extras.get(k, 0) + v for k, v in s.extras.items()})
+    if total is None or total.count == 0:
+        return {"acc": 0.0, "loss": float("nan")}
+    out = {"acc": 100.0 * total.correct.item() / total.count, "loss": total.loss_sum.item() / total.count}
+    out.update({k: float(v) / total.count for k, v in total.extras.items()})
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024,
+             amp: bool = False) -> tuple[float, float]:
+    """Accuracy (%) and mean cross-entropy in eval mode."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    with autocast(x.device, amp):
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start:start + batch_size]).float()
+            yb = y[start:start + batch_size]
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+            correct += (logits.argmax(1) == yb).sum()
+    n = max(len(y), 1)
+    return 100.0 * correct.item() / n, loss_sum.item() / n
+
+
+def format_line(prefix: str, acc: float, loss: float, extras: dict[str, float] | None = None) -> str:
+    """The artifact's per-epoch line: `<prefix>: Accuracy 93.123, Loss 0.215[, Loss1 x, Loss2 y]`."""
+    tail = "".join(f", {k} {v:.3f}" for k, v in (extras or {}).items())
+    return f"{prefix}: Accuracy {acc:.3f}, Loss {loss:.3f}{tail}"
+
+
+def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainHooks | None = None,
+        generator: torch.Generator, label: str = "", desc: str = "train") -> FitResult:
+    """Train with the artifact's early stopping: keep the weights of the best dev accuracy (strictly
+    improving, starting from 0); stop once more than `early_stop` epochs in a row bring no gain.
+
+    `label` is the artifact's log-line prefix after `Epoch e ` (e.g. "", "Shadow ", "Prune ").
+    The best weights stay in memory; the caller writes them once, atomically, when training is over.
+    """
+    hooks = hooks or TrainHooks()
+    hooks.setup(model, data, cfg, generator)
+    optimizer = hooks.make_optimizer(model, cfg)
+    start = time.perf_counter()
+    best: dict[str, Any] = {"dev_acc": 0.0, "epoch": 0, "state": copy.deepcopy(model.state_dict()),
+                            "train_acc": 0.0, "test_acc": 0.0, "test_loss": float("nan"), "extras": {}}
+    stale, epochs_run = 0, 0
+    bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not cfg.progress, unit="epoch")
+    for epoch in bar:
+        train = train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg,
+                                generator=generator, epoch=epoch)
+        dev_acc, dev_loss = evaluate(model, data.dev_x, data.dev_y, amp=cfg.amp)
+        test_acc, test_loss = evaluate(model, data.test_x, data.test_y, amp=cfg.amp)
+        extras = hooks.end_epoch(epoch)
+        epochs_run = epoch + 1
+        extra_train = {k: v for k, v in train.items() if k not in ("acc", "loss")}
+        log.info(format_line(f"Epoch {epoch} {label}Train{hooks.log_suffix}", train["acc"], train["loss"],
+                             extra_train | extras))
+        log.info(format_line(f"Epoch {epoch} {label}Dev", dev_acc, dev_loss))
+        log.info(format_line(f"Epoch {epoch} {label}Test", test_acc, test_loss))
+        bar.set_postfix(dev=f"{dev_acc:.1f}", test=f"{test_acc:.1f}")
+        if dev_acc > best["dev_acc"]:
+            best = {"dev_acc": dev_acc, "epoch": epochs_run, "state": copy.deepcopy(model.state_dict()),
+                    "train_acc": train["acc"], "test_acc": test_acc, "test_loss": test_loss, "extras": extras}
+            stale = 0
+        else:
+            stale += 1
+            if stale > cfg.early_stop:
+                log.info(f"Early Stop at Epoch {epoch}")
+                break
+    bar.close()
+    model.load_state_dict(best["state"])
+    return FitResult(state=best["state"], best_epoch=best["epoch"], epochs_run=epochs_run,
+                     train_acc=best["train_acc"], dev_acc=best["dev_acc"], test_acc=best["test_acc"],
+                     test_loss=best["test_loss"], seconds=time.perf_counter() - start,
+                     extras=best["extras"] | {"last_epoch": extras} if extras else best["extras"])
