@@ -1,0 +1,357 @@
+"""Pruning approaches of the artifact (DESIGN §6), with nni 2.2's one-shot mask rules re-implemented by hand.
+
+The artifact pruned with nni 2.2 (`LevelPruner`, `L1FilterPruner`, `L2FilterPruner`, `SlimPruner`); those
+classes are gone from nni 3 and nni 3's SlimPruner is a different algorithm (reference facts §5, §11). We
+compute the masks ourselves, reproducing nni 2.2's maskers line for line in their effect:
+
+* the number pruned is `int(n * sparsity)` (rounded down), where torch.nn.utils.prune would use round();
+* the cut is a threshold, the k-th smallest score (nni: `torch.topk(score, k, largest=False)[0].max()`),
+  and only scores strictly greater than it are kept (nni: `torch.gt(score, threshold)`), so every element
+  tied with the k-th smallest is pruned as well and a layer can lose more than k elements when scores tie;
+* layers are selected like nni's op_types: by class name, `type(module).__name__`.
+
+Sources: nni 2.2 `finegrained_pruning_masker.LevelPrunerMasker.calc_mask`, `structured_pruning_masker.
+StructuredWeightMasker._normal_calc_mask`, `L1FilterPrunerMasker` / `L2FilterPrunerMasker.get_mask`,
+`SlimPrunerMasker`. The filter pruners use the same threshold-and-gt rule, not "exactly k filters by a stable
+argsort": when norms tie at the k-th smallest (in practice: identical or all-zero filters) all tied filters
+go. Pretrained real-valued weights practically never tie otherwise, so the two rules agree in real runs.
+
+The masks are then attached with `torch.nn.utils.prune.custom_from_mask`, which renames each masked
+Parameter to `<name>_orig`, adds a `<name>_mask` buffer and recomputes `<name> = <name>_orig * <name>_mask`
+before every forward. Gradients at masked positions are therefore exactly zero (nni 2.2 instead re-zeroed the
+weights in place at each forward; the effective weights are the same). Masks are computed once, from the
+pretrained weights, and stay fixed through fine-tuning.
+
+Public API: PRUNERS, validate_pruner_name, validate_sparsity, compute_masks, apply_masks, prune_model, bake,
+load_pruned, measure_sparsity.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import prune
+
+from errors import UserError
+
+Masks = dict[str, Tensor]  # "module_name.weight" / "module_name.bias" -> 0/1 tensor of the parameter's shape
+
+# nni 2.2 `default_layers.weighted_modules`, what LevelPruner's op_types ['default'] expands to.
+LEVEL_OP_TYPES = frozenset({"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+                            "ConvTranspose3d", "Linear", "Bilinear", "PReLU", "Embedding", "EmbeddingBag"})
+FILTER_OP_TYPES = frozenset({"Conv2d"})      # L1FilterPruner / L2FilterPruner op_types ['Conv2d']
+SLIM_OP_TYPES = frozenset({"BatchNorm2d"})   # SlimPruner op_types ['BatchNorm2d']
+
+# Error-message hint shared by every "model has nothing this approach prunes" error.
+_FC_HINT = "use l1unstructure for fully connected models"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _key(module_name: str, tensor_name: str) -> str:
+    return f"{module_name}.{tensor_name}" if module_name else tensor_name
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    module_name, _, tensor_name = key.rpartition(".")
+    return module_name, tensor_name
+
+
+def _pruning_hook(module: nn.Module, tensor_name: str) -> prune.BasePruningMethod | None:
+    """The torch.nn.utils.prune hook masking `module.<tensor_name>`, if any."""
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == tensor_name:
+            return hook
+    return None
+
+
+def _masked_tensors(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
+    """(module name, module, tensor name) for every tensor masked through torch.nn.utils.prune."""
+    for module_name, module in model.named_modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):
+                yield module_name, module, hook._tensor_name
+
+
+def _current(module: nn.Module, tensor_name: str) -> Tensor:
+    """The effective tensor: orig with masked positions zeroed when masked, else the plain parameter.
+
+    `module.weight` of a masked module is only refreshed at the next forward, so after optimiser steps it can
+    be stale; orig and mask are always current.
+    """
+    if _pruning_hook(module, tensor_name) is None:
+        return getattr(module, tensor_name).detach()
+    orig = getattr(module, tensor_name + "_orig").detach()
+    mask = getattr(module, tensor_name + "_mask")
+    return orig.masked_fill(mask == 0, 0.0)
+
+
+def _layers(model: nn.Module, op_types: frozenset[str]) -> list[tuple[str, nn.Module]]:
+    """Modules whose class name is in op_types and that have a weight (a BN with affine=False has none)."""
+    return [(name, m) for name, m in model.named_modules()
+            if type(m).__name__ in op_types and isinstance(getattr(m, "weight", None), Tensor)]
+
+
+def _num_prune(n: int, sparsity: float) -> int:
+    """nni 2.2 rounds down with int(); torch.nn.utils.prune's float amount would use round()."""
+    return int(n * sparsity)
+
+
+def _keep_above_kth(scores: Tensor, k: int) -> Tensor:
+    """Bool keep-mask: scores strictly above the k-th smallest (k >= 1), so ties with it are pruned too."""
+    threshold = torch.kthvalue(scores.flatten(), k).values
+    return scores > threshold
+
+
+# ----------------------------------------------------------------------------------------- the approaches
+def level_masks(model: nn.Module, sparsity: float) -> Masks:
+    """`l1unstructure` = nni 2.2 LevelPruner, op_types ['default'] (LevelPrunerMasker.calc_mask).
+
+    Per layer of LEVEL_OP_TYPES (so the final classifier too): k = int(numel * s); if k == 0 the mask is all
+    ones, else keep only |w| > the k-th smallest |w|. Weight masks only: biases and BatchNorm are untouched.
+    """
+    masks: Masks = {}
+    for name, module in _layers(model, LEVEL_OP_TYPES):
+        w = _current(module, "weight")
+        k = _num_prune(w.numel(), sparsity)
+        keep = torch.ones_like(w, dtype=torch.bool) if k == 0 else _keep_above_kth(w.abs(), k)
+        masks[_key(name, "weight")] = keep.to(w.dtype)
+    return masks
+
+
+def _filter_masks(model: nn.Module, sparsity: float, filter_norm: Callable[[Tensor], Tensor]) -> Masks:
+    """nni 2.2 StructuredWeightMasker._normal_calc_mask + L1/L2FilterPrunerMasker.get_mask.
+
+    Per Conv2d (stem and 1x1 downsample convs included; not dependency-aware): k = int(out_channels * s);
+    a layer with fewer than 2 filters or k < 1 keeps everything; otherwise keep the filters whose norm is
+    strictly above the k-th smallest norm (filters tied with it are pruned too). A pruned filter's bias
+    entry is masked with it. Linear layers stay dense.
+    """
+    masks: Masks = {}
+    for name, module in _layers(model, FILTER_OP_TYPES):
+        w = _current(module, "weight")
+        n_out = w.shape[0]
+        k = _num_prune(n_out, sparsity)
+        if n_out < 2 or k < 1:
+            keep = torch.ones(n_out, dtype=torch.bool, device=w.device)
+        else:
+            keep = _keep_above_kth(filter_norm(w.reshape(n_out, -1)), k)
+        shape = (n_out,) + (1,) * (w.dim() - 1)
+        masks[_key(name, "weight")] = keep.reshape(shape).expand_as(w).to(w.dtype).contiguous()
+        if isinstance(module.bias, Tensor) or _pruning_hook(module, "bias") is not None:
+            masks[_key(name, "bias")] = keep.to(w.dtype)
+    return masks
+
+
+def _l1_norm(rows: Tensor) -> Tensor:
+    return rows.abs().sum(dim=1)  # nni: w.abs().view(filters, -1).sum(dim=1)
+
+
+def _l2_norm(rows: Tensor) -> Tensor:
+    return torch.sqrt((rows ** 2).sum(dim=1))  # nni: torch.sqrt((w ** 2).sum(dim=1))
+
+
+def l1_filter_masks(model: nn.Module, sparsity: float) -> Masks:
+    """`l1structure` = nni 2.2 L1FilterPruner, op_types ['Conv2d']: filters ranked by sum |w|."""
+    return _filter_masks(model, sparsity, _l1_norm)
+
+
+def l2_filter_masks(model: nn.Module, sparsity: float) -> Masks:
+    """`l2structure` = nni 2.2 L2FilterPruner, op_types ['Conv2d']: filters ranked by sqrt(sum w^2)."""
+    return _filter_masks(model, sparsity, _l2_norm)
+
+
+def slim_masks(model: nn.Module, sparsity: float) -> Masks:
+    """`slim` = nni 2.2 SlimPruner (SlimPrunerMasker), one-shot: no L1 sparsity training of the gammas.
+
+    One global threshold = the k-th smallest |gamma| over all BatchNorm2d channels, k = int(total * s).
+    Each BN layer with >= 2 channels and int(channels * s) >= 1 gets gamma and beta masked wherever
+    |gamma| <= threshold (so a whole layer can be wiped out); other BN layers keep everything. With k == 0
+    nothing is pruned (nni itself rejects sparsity 0 and would fail on an empty topk).
+    """
+    layers = _layers(model, SLIM_OP_TYPES)
+    gammas = [_current(module, "weight").abs() for _, module in layers]
+    k = _num_prune(sum(g.numel() for g in gammas), sparsity)
+    threshold = torch.kthvalue(torch.cat([g.flatten() for g in gammas]), k).values if k >= 1 else None
+    masks: Masks = {}
+    for (name, module), gamma in zip(layers, gammas):
+        channels = gamma.numel()
+        if threshold is not None and channels >= 2 and _num_prune(channels, sparsity) >= 1:
+            keep = gamma > threshold
+        else:
+            keep = torch.ones_like(gamma, dtype=torch.bool)
+        masks[_key(name, "weight")] = keep.to(gamma.dtype)
+        if isinstance(module.bias, Tensor) or _pruning_hook(module, "bias") is not None:
+            masks[_key(name, "bias")] = keep.to(gamma.dtype)
+    return masks
+
+
+PRUNERS: dict[str, Callable[[nn.Module, float], Masks]] = {
+    "l1unstructure": level_masks,
+    "l1structure": l1_filter_masks,
+    "l2structure": l2_filter_masks,
+    "slim": slim_masks,
+}
+
+# What each approach prunes: the layer types it touches (also the denominator of measured `pruned_layers`
+# sparsity) and how to name them in an error message.
+_TARGETS: dict[str, tuple[frozenset[str], str]] = {
+    "l1unstructure": (LEVEL_OP_TYPES, "Conv/Linear/Embedding weights"),
+    "l1structure": (FILTER_OP_TYPES, "Conv2d filters"),
+    "l2structure": (FILTER_OP_TYPES, "Conv2d filters"),
+    "slim": (SLIM_OP_TYPES, "BatchNorm2d channels"),
+}
+
+
+# ------------------------------------------------------------------------------------------- validation
+def validate_pruner_name(name: str) -> str:
+    """The name itself, or UserError listing the valid names."""
+    if name not in PRUNERS:
+        raise UserError(f"unknown pruner '{name}'", f"valid pruners: {', '.join(PRUNERS)}")
+    return name
+
+
+def validate_sparsity(sparsity: float) -> float:
+    """Sparsity as a float in [0, 1), or UserError. 0 prunes nothing; 1 would delete every target."""
+    ok = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool) and math.isfinite(sparsity)
+    if not ok or not 0 <= sparsity < 1:
+        raise UserError(f"prune sparsity must be a number in [0, 1), got {sparsity!r}",
+                        "e.g. --prune_sparsity 0.7 prunes 70% of the targeted weights")
+    return float(sparsity)
+
+
+def _require_targets(model: nn.Module, pruner_name: str, model_name: str | None) -> None:
+    """UserError when the model has nothing this approach prunes (e.g. l1structure on the columnfc MLP)."""
+    op_types, what = _TARGETS[pruner_name]
+    if not _layers(model, op_types):
+        shown = model_name or type(model).__name__
+        raise UserError(f"{pruner_name} prunes {what} but model {shown} has none", _FC_HINT)
+
+
+# ------------------------------------------------------------------------------------------- public API
+def compute_masks(model: nn.Module, pruner_name: str, sparsity: float, *,
+                  model_name: str | None = None) -> Masks:
+    """Masks of `pruner_name` at `sparsity` from the model's current (pretrained) weights; model unchanged.
+
+    Every layer the approach targets gets a mask (all ones where nothing is pruned), like nni's wrappers.
+    `model_name` (e.g. the config's "columnfc") only makes error messages readable.
+    """
+    validate_pruner_name(pruner_name)
+    sparsity = validate_sparsity(sparsity)
+    _require_targets(model, pruner_name, model_name)
+    with torch.no_grad():
+        return PRUNERS[pruner_name](model, sparsity)
+
+
+def apply_masks(model: nn.Module, masks: Masks) -> None:
+    """Attach fixed masks with torch.nn.utils.prune.custom_from_mask, in place.
+
+    Afterwards `module.weight` is recomputed as weight_orig * weight_mask before each forward, the gradient
+    of weight_orig is zero at masked positions, and weight_orig itself is zeroed there now, so that with a
+    zero gradient Adam/SGD (with or without weight decay) leave it at exactly 0 too.
+
+    Create the optimizer AFTER this call. The Parameter objects are kept (re-registered as `weight_orig`),
+    but their order in model.parameters() and all state_dict names change, so an optimizer, or optimizer
+    state, from before pruning no longer lines up; the artifact also starts fine-tuning with a fresh Adam.
+
+    copy.deepcopy(model) works after this call and after forwards run under torch.no_grad(), but not right
+    after a forward with grad enabled (torch.nn.utils.prune keeps a non-leaf `module.weight`): to snapshot a
+    model during training, deepcopy its state_dict (which holds weight_orig / weight_mask) instead.
+
+    Raises KeyError for a key naming no parameter and RuntimeError for a shape mismatch or a tensor that is
+    already masked (the exception types load_state_dict uses, so callers treat both alike).
+    """
+    for key, mask in masks.items():
+        module_name, tensor_name = _split_key(key)
+        try:
+            module = model.get_submodule(module_name)
+        except AttributeError:
+            raise KeyError(f"mask {key}: the model has no module '{module_name}'") from None
+        if _pruning_hook(module, tensor_name) is not None:
+            raise RuntimeError(f"mask {key}: this tensor is already masked")
+        param = module._parameters.get(tensor_name)
+        if param is None:
+            raise KeyError(f"mask {key}: the model has no parameter '{key}'")
+        if mask.shape != param.shape:
+            raise RuntimeError(f"mask {key}: shape {tuple(mask.shape)} does not match {tuple(param.shape)}")
+        mask = mask.to(device=param.device, dtype=param.dtype)
+        with torch.no_grad():
+            param.masked_fill_(mask == 0, 0.0)
+        prune.custom_from_mask(module, tensor_name, mask)
+        # torch sets module.<name> to orig * mask with grad history, a non-leaf tensor that copy.deepcopy
+        # refuses; the pre-hook recomputes it before every forward anyway, so a detached value is safe here.
+        setattr(module, tensor_name, getattr(module, tensor_name).detach())
+
+
+def prune_model(model: nn.Module, pruner_name: str, sparsity: float, *,
+                model_name: str | None = None) -> Masks:
+    """compute_masks then apply_masks; returns the masks. Build the optimizer after this call."""
+    masks = compute_masks(model, pruner_name, sparsity, model_name=model_name)
+    apply_masks(model, masks)
+    return masks
+
+
+def bake(model: nn.Module) -> tuple[dict[str, Tensor], Masks]:
+    """(plain state_dict, masks) of a masked model, for saving; the model and its training are untouched.
+
+    The state_dict has the plain parameter names (`conv.weight`, no `_orig` / `_mask` keys) and exact zeros
+    (+0.0) at masked positions, like nni 2.2's export_model; it holds copies, so later training of the model
+    does not change it. Masks are keyed like compute_masks'. A model without masks gives an empty dict.
+    """
+    renames: dict[str, str] = {}  # state_dict key of <name>_orig -> plain key
+    for module_name, _, tensor_name in _masked_tensors(model):
+        renames[_key(module_name, tensor_name + "_orig")] = _key(module_name, tensor_name)
+    state = model.state_dict()
+    plain: dict[str, Tensor] = {}
+    masks: Masks = {}
+    mask_keys = {key[: -len("_orig")] + "_mask" for key in renames}
+    for key, value in state.items():
+        if key in renames:
+            mask = state[key[: -len("_orig")] + "_mask"]
+            plain[renames[key]] = value.masked_fill(mask == 0, 0.0)
+            masks[renames[key]] = mask.clone()
+        elif key not in mask_keys:
+            plain[key] = value.clone()
+    return plain, masks
+
+
+def load_pruned(model: nn.Module, state_dict: dict[str, Tensor], masks: Masks) -> nn.Module:
+    """Load a baked state_dict into a freshly built model and re-attach its masks; returns the model.
+
+    Further training keeps the zeros (see apply_masks; build the optimizer after this call). Raises
+    RuntimeError / KeyError, like load_state_dict, when the checkpoint does not fit the model.
+    """
+    if any(True for _ in _masked_tensors(model)):
+        raise RuntimeError("load_pruned needs a freshly built model, this one is already masked")
+    model.load_state_dict(state_dict)
+    apply_masks(model, masks)
+    return model
+
+
+def _zero_fraction(counts: list[tuple[int, int]]) -> float:
+    """counts: (zeros, numel) per tensor."""
+    total = sum(n for _, n in counts)
+    return sum(z for z, _ in counts) / total if total else 0.0
+
+
+def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | None = None) -> dict[str, float]:
+    """Fraction of exactly-zero weights, for masked and baked models alike.
+
+    - `overall`: over the weights of every layer type any approach can prune weights of, i.e. all
+      LEVEL_OP_TYPES (every Conv/ConvTranspose, Linear incl. the classifier, Bilinear, PReLU, Embedding);
+      BatchNorm and biases are not counted. Independent of the approach, so comparable across approaches.
+    - `pruned_layers`: over the tensors the approach prunes: those same weights for l1unstructure, Conv2d
+      weights only for l1structure / l2structure (the paper's footnote 4), BatchNorm2d gammas for slim.
+    """
+    validate_pruner_name(pruner_name)
+    _require_targets(model, pruner_name, model_name)
+    op_types = _TARGETS[pruner_name][0]
+    counts: dict[str, tuple[int, int]] = {}  # module name -> (zeros, numel) of its weight, each counted once
+    for name, module in _layers(model, LEVEL_OP_TYPES | op_types):
+        weight = _current(module, "weight")
+        counts[name] = (int((weight == 0).sum()), weight.numel())
+    overall = [counts[name] for name, _ in _layers(model, LEVEL_OP_TYPES)]
+    targeted = [counts[name] for name, _ in _layers(model, op_types)]
+    return {"overall": _zero_fraction(overall), "pruned_layers": _zero_fraction(targeted)}
