@@ -1,0 +1,45 @@
+"""Step 1 end to end on the embedded digits data, and the user errors a first run meets."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from conftest import run_script
+
+
+def test_pretrain_digits_end_to_end_then_skips(in_tmp: Path) -> None:
+    args = ("cpu", "config/digits_columnfc.json", "--shadow_num", "2", "--epochs", "4", "--quiet")
+    first = run_script("pretrain.py", *args, cwd=in_tmp)
+    assert first.returncode == 0, first.stderr
+    summaries = [l for l in first.stdout.splitlines() if "% accuracy" in l]
+    assert [l.split()[0] for l in summaries] == ["victim_model", "shadow_model_0", "shadow_model_1"]
+    root = in_tmp / "result" / "digits_columnfc"
+    split = json.loads((root / "data_index.json").read_text())
+    assert len(split["victim_train"]) == 403 and len(split["shadows"]) == 2
+    ckpt = torch.load(root / "victim_model" / "best.pth", weights_only=True)
+    assert {"epoch", "acc", "loss", "dev_acc", "state"} <= set(ckpt) and 1 <= ckpt["epoch"] <= 4
+    assert ckpt["acc"] > 50  # 4 epochs of Adam on digits already beat chance (10%) by far
+    log = (in_tmp / "log" / "digits_columnfc" / "pretrain.log").read_text()
+    assert log.count("Epoch 0 Train:") == 1 and log.count("Epoch 0 Shadow Train:") == 2  # artifact prefixes
+    again = run_script("pretrain.py", *args, cwd=in_tmp)
+    assert again.returncode == 0 and again.stdout.count("finished earlier, skipped") == 3
+    assert torch.load(root / "victim_model" / "best.pth", weights_only=True)["acc"] == ckpt["acc"]
+
+
+def test_missing_dataset_is_one_line_exit_2(in_tmp: Path) -> None:
+    out = run_script("pretrain.py", "0", "config/cifar10_resnet18.json", cwd=in_tmp)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cifar-10" in lines[0].lower()
+    assert "Traceback" not in out.stderr
+
+
+def test_misspelt_config_key_is_one_line_exit_2(in_tmp: Path) -> None:
+    cfg = json.loads((in_tmp / "config" / "digits_columnfc.json").read_text())
+    cfg["epoch"] = cfg.pop("epochs")
+    (in_tmp / "bad.json").write_text(json.dumps(cfg))
+    out = run_script("pretrain.py", "cpu", "bad.json", cwd=in_tmp)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "unknown config key 'epoch'" in out.stderr
