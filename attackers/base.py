@@ -1,0 +1,58 @@
+"""The one input dataclass every attack reads, the result it returns, and the attack interface.
+
+Convention used everywhere in attackers/: a larger score means "more likely a member".
+Shadow rows are the pooled shadow models' train (member=1) and test (member=0) samples;
+target rows are the victim's train (member=1) and test (member=0) samples.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class AttackInput:
+    """Features of the shadow models (to fit the attack) and of the victim (to attack).
+
+    probs: (n, C) softmax confidences; sens: (n, C) prediction sensitivity (paper eq. 2);
+    labels: (n,) int ground-truth classes; member: (n,) 0/1 membership.
+    reference_probs: softmax outputs of the *victim* on generated non-members (BlindMI), or None.
+    """
+
+    shadow_probs: np.ndarray
+    shadow_sens: np.ndarray
+    shadow_labels: np.ndarray
+    shadow_member: np.ndarray
+    target_probs: np.ndarray
+    target_sens: np.ndarray
+    target_labels: np.ndarray
+    target_member: np.ndarray
+    num_cls: int
+    reference_probs: np.ndarray | None = None
+
+
+@dataclass
+class AttackResult:
+    """One attack's verdict on the victim: one score per target row, and hard decisions.
+
+    paper_acc: the accuracy (%) the artifact printed for this attack (balanced accuracy for the
+    threshold family, plain accuracy of the last epoch for the learned attacks).
+    """
+
+    name: str
+    scores: np.ndarray
+    decisions: np.ndarray
+    paper_acc: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Attack:
+    """An attack is a small class with a config and `run` (LeakPro style); see attackers/__init__.py."""
+
+    name: ClassVar[str] = ""
+    config_cls: ClassVar[type | None] = None  # the settings dataclass its __init__ takes, if any
+
+    def run(self, data: AttackInput) -> list[AttackResult]:
+        raise NotImplementedError
