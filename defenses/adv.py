@@ -1,0 +1,116 @@
+"""Adversarial regularisation (Nasr, Shokri, Houmansadr, CCS'18, Algorithm 1); alpha = --defend_arg.
+
+Nasr et al. solve min_f max_h  L_D(f) + alpha * G(f, h), where the inference model h sees (f(x), y) and
+G = E_member[log h] + E_reference[log(1 - h)] is its gain. Algorithm 1 alternates k steps of h (maximise G
+on a member batch and a reference batch) with one step of f on a member batch, minimising
+CE + alpha * log h(f(x), y). The artifact writes the classifier loss as CE - alpha * CE(h(f(x), y), member);
+with a 2-way softmax h, CE(h, member) = -log h, so the two forms are the same. This module uses the
+artifact's form.
+
+Settings (artifact values unless marked):
+- h = mia_fc (2C -> 512 -> 256 -> 128 -> 2, dropout 0.2, from attackers.nn) on [softmax(f(x)), one-hot(y)],
+  Adam lr 1e-3, weight decay 5e-4.
+- Reference non-members = the dev split, as in the artifact. Dev also drives early stopping, so dev accuracy
+  is measured on data the defense has looked at (through h only; f never trains on dev labels).
+- CHANGED: the artifact ran 7 steps of h and then ONE step of f per epoch (at most 25-50 classifier steps in
+  all). Here every training batch gets `steps` (default k = 1, Nasr's Algorithm 1 setting) steps of h and
+  then one step of f, through the whole epoch.
+- Each step of h draws a fresh random member batch from the training split and a reference batch from dev
+  (same size, at most the dev size) with the run's generator; f is in eval mode with no grad while h trains,
+  and back in train mode for its own step.
+- CHANGED: the artifact multiplied h's loss by alpha, which only rescales Adam's gradient against its weight
+  decay and stops h from learning at all when alpha = 0; h here minimises its plain cross-entropy.
+- During f's step h is in eval mode (no dropout) so the penalty is h's actual prediction; h's parameters
+  are not in f's optimiser, and their gradients are cleared before each step of h.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attackers.nn import mia_fc
+from training import SplitTensors, StepStats, TrainConfig, TrainHooks
+
+ADV_LR = 1e-3
+ADV_WEIGHT_DECAY = 5e-4
+
+
+def attack_features(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """h's input: [softmax(f(x)), one-hot(y)] (2C columns)."""
+    return torch.cat([F.softmax(logits, dim=1), F.one_hot(y, logits.shape[1]).to(logits.dtype)], dim=1)
+
+
+class AdvReg(TrainHooks):
+    """Nasr et al.'s min-max fine-tuning; counts its steps in `adversary_steps` / `classifier_steps`."""
+
+    name = "adv"
+    log_suffix = " With ADV"
+
+    def __init__(self, alpha: float, steps: int = 1) -> None:
+        self.alpha = alpha
+        self.steps = steps
+        self.adversary_steps = 0
+        self.classifier_steps = 0
+
+    def setup(self, model: nn.Module, data: SplitTensors, cfg: TrainConfig, generator: torch.Generator) -> None:
+        self.train_x, self.train_y = data.train_x, data.train_y
+        self.ref_x, self.ref_y = data.dev_x, data.dev_y
+        self.generator = generator
+        self.adversary_steps = self.classifier_steps = 0
+        num_cls = self._num_classes(model, data.train_x[:1])
+        self.adversary = mia_fc(2 * num_cls).to(data.train_x.device)
+        self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=ADV_LR, weight_decay=ADV_WEIGHT_DECAY)
+        self.last_attack_acc = torch.zeros((), device=data.train_x.device)
+
+    @staticmethod
+    @torch.no_grad()
+    def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+        was_training = model.training
+        model.eval()
+        num_cls = model(x).shape[1]
+        model.train(was_training)
+        return num_cls
+
+    def _draw(self, n: int, size: int) -> torch.Tensor:
+        """`size` distinct random indices below n, from the run's generator."""
+        return torch.randperm(n, generator=self.generator, device=self.generator.device)[:size]
+
+    def adversary_step(self, model: nn.Module, size: int) -> None:
+        """One Adam step of h on `size` members (label 1) and `size` dev non-members (label 0)."""
+        size = min(size, len(self.ref_y))
+        device = self.train_x.device
+        mem = self._draw(len(self.train_y), size).to(device)
+        ref = self._draw(len(self.ref_y), size).to(device)
+        x = torch.cat([self.train_x[mem], self.ref_x[ref]])
+        y = torch.cat([self.train_y[mem], self.ref_y[ref]])
+        member = torch.cat([torch.ones(size, dtype=torch.long), torch.zeros(size, dtype=torch.long)]).to(device)
+        model.eval()
+        with torch.no_grad():
+            features = attack_features(model(x).float(), y)
+        model.train()
+        self.adversary.train()
+        self.adv_optimizer.zero_grad(set_to_none=True)
+        out = self.adversary(features)
+        F.cross_entropy(out, member).backward()
+        self.adv_optimizer.step()
+        self.last_attack_acc = (out.detach().argmax(1) == member).float().mean()
+        self.adversary_steps += 1
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             epoch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """CE - alpha * CE(h([softmax, onehot]), member) = CE + alpha * log h (Nasr et al. Alg. 1)."""
+        logits = model(x)
+        ce = F.cross_entropy(logits, y)
+        self.adversary.eval()
+        out = self.adversary(attack_features(logits.float(), y))
+        attack_ce = F.cross_entropy(out, torch.ones_like(y))
+        return ce - self.alpha * attack_ce, logits, {"Loss1": ce, "Loss2": attack_ce,
+                                                     "AttackAcc": 100.0 * self.last_attack_acc}
+
+    def train_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                   epoch: int) -> StepStats:
+        for _ in range(self.steps):
+            self.adversary_step(model, len(y))
+        self.classifier_steps += 1
+        return super().train_step(model, optimizer, x, y, epoch)

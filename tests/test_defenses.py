@@ -1,0 +1,324 @@
+"""Defenses (DESIGN §7): each loss and update is checked against an independent hand computation
+(numpy, or a one-sample-at-a-time autograd loop), and each defense runs through `training.fit`."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from opacus.accountants import RDPAccountant
+from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+from torch import nn
+from torch.nn.utils import prune
+
+from defenses import DEFENSES, make_defense
+from defenses.adv import AdvReg, attack_features
+from defenses.dp import DPSGD, MicrobatchDP
+from defenses.ppb import ppb_loss
+from defenses.relaxloss import relax_loss
+from errors import UserError
+from training import SplitTensors, TrainConfig, TrainHooks, fit, train_one_epoch
+
+D, C = 6, 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one intra-op thread is fastest, and far faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_split(n: int = 64, seed: int = 0, dtype: torch.dtype = torch.float32) -> SplitTensors:
+    """Learnable 3-class data: the label is the argmax of the first C features."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3 * n, D, generator=g, dtype=dtype)
+    y = x[:, :C].argmax(1)
+    return SplitTensors(x[:n], y[:n], x[n:2 * n], y[n:2 * n], x[2 * n:], y[2 * n:])
+
+
+def mlp(bn: bool = False, dropout: float = 0.0) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(D, 8), nn.BatchNorm1d(8) if bn else nn.Identity(), nn.ReLU(),
+                         nn.Dropout(dropout), nn.Linear(8, C))
+
+
+def gen(seed: int = 1) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def np_log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+# ---------------------------------------------------------------- PPB
+
+@pytest.mark.parametrize("batch", [6, 7, 1])
+def test_ppb_loss_matches_hand_computation(batch: int) -> None:
+    z = torch.randn(batch, 4, dtype=torch.float64, generator=gen(batch))
+    y = torch.randint(0, 4, (batch,), generator=gen(batch + 1))
+    lam = 3.0
+    total, ce, kl = ppb_loss(z, y, lam)
+    zn, yn = z.numpy(), y.numpy()
+    ce_hand = -np.mean(np_log_softmax(zn)[np.arange(batch), yn])
+    half = batch // 2  # row i pairs with row i + half; with an odd batch the last row sits out
+    kls = []
+    for i in range(half):
+        log_p = np_log_softmax(np.sort(zn[i])[::-1])
+        log_q = np_log_softmax(np.sort(zn[i + half])[::-1])
+        kls.append(np.sum(np.exp(log_q) * (log_q - log_p)))  # KL(second || first)
+    kl_hand = float(np.mean(kls)) if kls else 0.0
+    assert ce.item() == pytest.approx(ce_hand, abs=1e-12)
+    assert kl.item() == pytest.approx(kl_hand, abs=1e-12)
+    assert total.item() == pytest.approx(ce_hand + lam * kl_hand, abs=1e-12)
+    # Analytic gradient == numeric gradient: nothing in the loss is detached.
+    assert torch.autograd.gradcheck(lambda t: ppb_loss(t, y, lam)[0], z.clone().requires_grad_())
+
+
+# ---------------------------------------------------------------- RelaxLoss
+
+def relax_hand(z: np.ndarray, y: np.ndarray, alpha: float, epoch: int) -> float:
+    """RelaxLoss Algorithm 1 / wemem facts §4, written out in numpy."""
+    log_p = np_log_softmax(z)
+    ce_rows = -log_p[np.arange(len(y)), y]
+    ce = ce_rows.mean()
+    if epoch % 2 == 0:
+        return abs(ce - alpha)
+    if ce > alpha:
+        return ce
+    p_true = np.exp(log_p[np.arange(len(y)), y])
+    soft = np.tile(((1 - p_true) / (z.shape[1] - 1))[:, None], (1, z.shape[1]))
+    soft[np.arange(len(y)), y] = p_true
+    wrong = (z.argmax(1) != y).astype(float)
+    return float(np.mean(wrong * -(soft * log_p).sum(1) - ce_rows))
+
+
+@pytest.mark.parametrize("epoch", [0, 1, 2, 3])
+@pytest.mark.parametrize("above", [True, False])
+def test_relaxloss_matches_hand_computation(epoch: int, above: bool) -> None:
+    z = 2 * torch.randn(10, 4, dtype=torch.float64, generator=gen(epoch))
+    y = torch.randint(0, 4, (10,), generator=gen(epoch + 10))
+    y[:4] = z[:4].argmax(1)  # some rows right, some wrong, so both parts of the flattening term count
+    zn, yn = z.numpy(), y.numpy()
+    assert 0 < (zn.argmax(1) == yn).sum() < len(yn)
+    ce = -np.mean(np_log_softmax(zn)[np.arange(10), yn])
+    alpha = ce - 0.3 if above else ce + 0.3
+    total, ce_t = relax_loss(z, y, alpha, epoch)
+    assert ce_t.item() == pytest.approx(ce, abs=1e-12)
+    assert total.item() == pytest.approx(relax_hand(zn, yn, alpha, epoch), abs=1e-12)
+    # The soft target p_y is not detached (as in the RelaxLoss code): analytic == numeric gradient.
+    assert torch.autograd.gradcheck(lambda t: relax_loss(t, y, alpha, epoch)[0], z.clone().requires_grad_())
+
+
+# ---------------------------------------------------------------- DP-SGD (per example)
+
+def pruned_bn_mlp() -> nn.Module:
+    """Linear-BN-ReLU-Linear in float64, BN running stats warmed up, the first Linear pruned by a mask."""
+    model = mlp(bn=True).double()
+    model.train()
+    model(torch.randn(32, D, dtype=torch.float64, generator=gen(5)))  # non-trivial running statistics
+    mask = (torch.rand(8, D, generator=gen(6)) > 0.5).double()
+    prune.custom_from_mask(model[0], "weight", mask)
+    return model
+
+
+def loop_clipped_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: list[slice],
+                     clip: float) -> dict[str, torch.Tensor]:
+    """For each group of rows (one sample, or one microbatch) in a Python loop: the mean-CE gradient, clipped
+    to `clip` by its global norm, summed over the groups. The caller sets the model's mode."""
+    total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for rows in groups:
+        loss = F.cross_entropy(model(x[rows]), y[rows])
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
+        assert norm > clip  # the tiny clipping norm is active for every group
+        for n, g in zip(total, grads):
+            total[n] += g * min(1.0, clip / (norm + 1e-6))
+    return total
+
+
+def test_dpsgd_step_equals_loop_of_clipped_per_sample_gradients() -> None:
+    model = pruned_bn_mlp()
+    data = make_split(40, dtype=torch.float64)
+    cfg = TrainConfig(epochs=1, batch_size=10, lr=1.0, weight_decay=0.0)
+    hooks = DPSGD(sigma=0.0, clip=1e-3)
+    hooks.setup(model, data, cfg, gen())
+    hooks.chunk = 3  # several vmap chunks for 7 samples, the last one partial
+    optimizer = hooks.make_optimizer(model, cfg)
+    x, y = data.train_x[:7], data.train_y[:7]
+    reference = pruned_bn_mlp()  # an identical twin (a pruned module cannot be deep-copied after a forward)
+    before, running = params_of(model), model[1].running_mean.clone()
+    model.train()
+    hooks.train_step(model, optimizer, x, y, 0)
+    expected_batch = 10 / 40 * 40  # q * N
+    reference.eval()  # per-example DP-SGD runs BatchNorm on its running statistics
+    clipped = loop_clipped_sum(reference, x, y, [slice(i, i + 1) for i in range(7)], clip=1e-3)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach() - before[n], -1.0 * clipped[n] / expected_batch, atol=1e-12, rtol=1e-9)
+    mask = model[0].weight_mask.bool()
+    assert torch.all(model[0].weight_orig[~mask] == before["0.weight_orig"][~mask])  # masked: zero gradient
+    assert torch.equal(model[1].running_mean, running)
+
+
+def test_dpsgd_freezes_batchnorm_keeps_pruned_weights_zero_and_trains_affine() -> None:
+    model = pruned_bn_mlp().float()
+    bn_before = {k: v.clone() for k, v in model[1].state_dict().items()}
+    hooks = make_defense("dpsgd", 1.0)
+    fit(model, make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False), hooks=hooks, generator=gen())
+    mask = model[0].weight_mask.bool()
+    assert torch.all(model[0].weight[~mask] == 0) and torch.all(model[0].weight[mask] != 0)
+    for key in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(model[1].state_dict()[key], bn_before[key])
+    assert not torch.equal(model[1].weight.detach(), bn_before["weight"])
+
+
+def test_dpsgd_runs_on_resnet18_with_batchnorm() -> None:
+    from models import build_model
+    torch.manual_seed(0)
+    model = build_model("resnet18", 4, 1)
+    prune.l1_unstructured(model.conv1, "weight", amount=0.5)
+    x, y = torch.randn(4, 1, 8, 8, generator=gen()), torch.tensor([0, 1, 2, 3])
+    data = SplitTensors(x, y, x, y, x, y)
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=0.1)
+    hooks = DPSGD(sigma=0.5)
+    hooks.setup(model, data, cfg, gen())
+    optimizer = hooks.make_optimizer(model, cfg)
+    buffers = {k: v.clone() for k, v in model.named_buffers() if "running" in k}
+    bn_weight = model.bn1.weight.detach().clone()
+    model.train()
+    stats = hooks.train_step(model, optimizer, x, y, 0)
+    assert stats.count == 4 and math.isfinite(stats.loss_sum.item())
+    assert all(torch.equal(v, dict(model.named_buffers())[k]) for k, v in buffers.items())
+    assert not torch.equal(model.bn1.weight.detach(), bn_weight)
+    assert torch.all(model.conv1.weight[model.conv1.weight_mask == 0] == 0)
+
+
+def direct_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    orders = RDPAccountant.DEFAULT_ALPHAS
+    eps, _ = get_privacy_spent(orders=orders, rdp=compute_rdp(q=q, noise_multiplier=sigma, steps=steps,
+                                                               orders=orders), delta=delta)
+    return float(eps)
+
+
+def test_dpsgd_epsilon_matches_rdp_analysis() -> None:
+    eps = {}
+    for sigma in (1.0, 2.0):
+        hooks = make_defense("dpsgd", sigma, dp_delta=1e-5)
+        result = fit(mlp(), make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False), hooks=hooks,
+                     generator=gen())
+        assert result.epochs_run == 2
+        eps[sigma] = result.extras["last_epoch"]["epsilon"]
+        # 2 epochs x (64 // 16) Poisson steps at q = 16/64
+        assert eps[sigma] == pytest.approx(direct_epsilon(sigma, 0.25, 8, 1e-5), rel=1e-9)
+        assert result.extras["last_epoch"]["delta"] == 1e-5
+    assert eps[2.0] < eps[1.0]
+    assert make_defense("dpsgd", 0.0).epsilon() == math.inf
+
+
+# ---------------------------------------------------------------- DP (the artifact's microbatch DPSGD)
+
+def test_microbatch_dp_step_equals_hand_loop() -> None:
+    model = mlp(bn=True).double()
+    data = make_split(256, dtype=torch.float64)
+    cfg = TrainConfig(epochs=1, batch_size=128, lr=1.0, weight_decay=0.0)
+    clip = 1e-2
+    hooks = MicrobatchDP(sigma=0.0, clip=clip)
+    hooks.setup(model, data, cfg, gen())
+    optimizer = hooks.make_optimizer(model, cfg)
+    x, y = data.train_x[:130], data.train_y[:130]  # two microbatches of 64; the last 2 rows are dropped
+    reference = copy.deepcopy(model)
+    before, running = params_of(model), model[1].running_mean.clone()
+    model.train()
+    stats = hooks.train_step(model, optimizer, x, y, 0)
+    assert stats.count == 128
+    reference.train()
+    total = loop_clipped_sum(reference, x, y, [slice(0, 64), slice(64, 128)], clip)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach() - before[n], -1.0 * total[n] * 64 / 128, atol=1e-12, rtol=1e-9)
+    assert not torch.equal(model[1].running_mean, running)  # BatchNorm trained in train mode (artifact bug fixed)
+
+
+def test_dp_epoch_is_one_expected_pass() -> None:
+    hooks = MicrobatchDP(sigma=0.1)
+    sizes = [len(b) for b in hooks.batches(1000, 100, gen())]
+    assert len(sizes) == 10 and 700 < sum(sizes) < 1300
+
+
+# ---------------------------------------------------------------- ADV
+
+def test_adv_alternates_adversary_and_classifier_every_batch() -> None:
+    model, data = mlp(dropout=0.1), make_split(64)
+    cfg = TrainConfig(epochs=1, batch_size=16)
+    hooks = AdvReg(alpha=1.0, steps=2)
+    hooks.setup(model, data, cfg, gen())
+    optimizer = hooks.make_optimizer(model, cfg)
+    calls: list[tuple[bool, bool]] = []
+    model.register_forward_hook(lambda m, i, o: calls.append((m.training, torch.is_grad_enabled())))
+    train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg, generator=gen(), epoch=0)
+    # per batch: 2 adversary steps (classifier in eval mode, no grad), then 1 classifier step (train, grad)
+    assert calls == ([(False, False)] * 2 + [(True, True)]) * 4
+    assert (hooks.adversary_steps, hooks.classifier_steps) == (8, 4)
+    assert model.training
+
+
+def adversary_accuracy(hooks: AdvReg, model: nn.Module, data: SplitTensors) -> float:
+    model.eval()
+    hooks.adversary.eval()
+    with torch.no_grad():
+        feats = torch.cat([attack_features(model(data.train_x), data.train_y),
+                           attack_features(model(data.dev_x), data.dev_y)])
+        member = torch.cat([torch.ones(len(data.train_y)), torch.zeros(len(data.dev_y))])
+        return float((hooks.adversary(feats).argmax(1) == member).float().mean())
+
+
+def test_adv_adversary_learns_membership_when_alpha_is_zero() -> None:
+    """Members get confident outputs (large inputs), dev non-members flat ones: h must learn to tell them apart."""
+    base = make_split(64)
+    data = SplitTensors(4 * base.train_x, base.train_y, 0.05 * base.dev_x, base.dev_y, base.test_x, base.test_y)
+    model = mlp()
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.0)  # a frozen classifier isolates h's learning
+    hooks = AdvReg(alpha=0.0)
+    hooks.setup(model, data, cfg, gen())
+    optimizer = hooks.make_optimizer(model, cfg)
+    start = adversary_accuracy(hooks, model, data)
+    for epoch in range(30):
+        train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg, generator=gen(epoch),
+                        epoch=epoch)
+    assert adversary_accuracy(hooks, model, data) > max(0.85, start + 0.2)
+
+
+# ---------------------------------------------------------------- registry and the training loop
+
+@pytest.mark.parametrize("name", ["basic", *DEFENSES])
+def test_each_defense_fits_two_epochs(name: str) -> None:
+    hooks = make_defense(name, None)
+    result = fit(mlp(bn=True, dropout=0.1), make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False),
+                 hooks=hooks, generator=gen())
+    assert result.epochs_run == 2 and math.isfinite(result.test_loss)
+    assert hooks.name == (name if name != "basic" else "basic")
+
+
+def test_make_defense_validates_name_and_argument() -> None:
+    assert type(make_defense("", 4.0)) is TrainHooks and type(make_defense("basic", 4.0)) is TrainHooks
+    assert make_defense("ppb", None).lam == 4.0
+    with pytest.raises(UserError) as e:
+        make_defense("ppbb", 4.0)
+    assert all(name in e.value.hint for name in DEFENSES)
+    for name, bad in [("ppb", -1.0), ("adv", -0.5), ("dp", -0.1), ("dpsgd", float("nan")), ("relaxloss", 0.0)]:
+        with pytest.raises(UserError) as e:
+            make_defense(name, bad)
+        assert "--defend_arg" in e.value.what and "allowed" in e.value.hint
+    with pytest.raises(UserError):
+        make_defense("dpsgd", 1.0, dp_delta=0.0)
+    with pytest.raises(UserError):
+        make_defense("dp", 1.0, dp_clip=0.0)
