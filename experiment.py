@@ -164,6 +164,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true",
                    help="cudnn.benchmark on, deterministic kernels off: faster on GPUs, not bit-reproducible")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
     return p
 
 
@@ -204,8 +206,12 @@ def resolve_device(spec: str | None) -> torch.device:
     raise UserError(f"unknown device '{spec}'", "use a GPU id like 0, cpu, cuda, cuda:N or auto")
 
 
-def configure_backends(fast: bool) -> None:
+def configure_backends(fast: bool, threads: int | None = None) -> None:
     """Deterministic cuDNN by default (the artifact set benchmark=True); --fast trades that for speed."""
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = fast
     torch.backends.cudnn.deterministic = not fast
     torch.backends.cuda.matmul.allow_tf32 = fast
@@ -278,7 +284,20 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """One record per line, written with a single append so concurrent runs never interleave lines."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.write(json.dumps(_finite(record), sort_keys=True) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """inf / nan (e.g. epsilon without noise) become null: JSON has no Infinity, and readers choke on it."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return _finite(value.item())
+    return value
 
 
 def load_checkpoint(path: Path, make_hint: str) -> dict[str, Any]:

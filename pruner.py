@@ -222,7 +222,7 @@ def validate_sparsity(sparsity: float) -> float:
     return float(sparsity)
 
 
-def _require_targets(model: nn.Module, pruner_name: str, model_name: str | None) -> None:
+def require_targets(model: nn.Module, pruner_name: str, model_name: str | None) -> None:
     """UserError when the model has nothing this approach prunes (e.g. l1structure on the columnfc MLP)."""
     op_types, what = _TARGETS[pruner_name]
     if not _layers(model, op_types):
@@ -240,7 +240,7 @@ def compute_masks(model: nn.Module, pruner_name: str, sparsity: float, *,
     """
     validate_pruner_name(pruner_name)
     sparsity = validate_sparsity(sparsity)
-    _require_targets(model, pruner_name, model_name)
+    require_targets(model, pruner_name, model_name)
     with torch.no_grad():
         return PRUNERS[pruner_name](model, sparsity)
 
@@ -346,7 +346,7 @@ def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | No
       weights only for l1structure / l2structure (the paper's footnote 4), BatchNorm2d gammas for slim.
     """
     validate_pruner_name(pruner_name)
-    _require_targets(model, pruner_name, model_name)
+    require_targets(model, pruner_name, model_name)
     op_types = _TARGETS[pruner_name][0]
     counts: dict[str, tuple[int, int]] = {}  # module name -> (zeros, numel) of its weight, each counted once
     for name, module in _layers(model, LEVEL_OP_TYPES | op_types):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Before torch is imported anywhere: sleeping (not spinning) OpenMP threads, as the step scripts set.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
