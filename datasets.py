@@ -548,14 +548,25 @@ def load_splits(path: Path) -> Splits:
 
 
 def splits_for(n: int, path: Path, *, overwrite: bool = False, **kw: Any) -> Splits:
-    """The experiment's splits: reuse the saved file (verified against the config) or make and save them."""
+    """The experiment's splits: reuse the saved file (verified against the config) or make and save them.
+
+    Shadow i depends only on seed + i, so a saved file with a different number of shadows still agrees
+    on the ones both have: a later step may use fewer shadows, and more shadows extend the file.
+    """
     path = Path(path)
     expected = make_splits(n, **kw)
     if path.is_file() and not overwrite:
-        if not load_splits(path).same_as(expected):
-            raise UserError(f"split file {path} disagrees with the config (dataset size {n}, seed, "
-                            "shadow_num or split changed since it was written)",
+        saved = load_splits(path)
+        common = min(len(saved.shadows), len(expected.shadows))
+        if not _prefix(saved, common).same_as(_prefix(expected, common)):
+            raise UserError(f"split file {path} disagrees with the config (dataset size {n}, seed "
+                            "or split changed since it was written)",
                             "rerun pretrain.py with --overwrite, or delete the file")
-        return expected
+        if len(saved.shadows) >= len(expected.shadows):
+            return expected
     save_splits(expected, path)
     return expected
+
+
+def _prefix(splits: Splits, shadows: int) -> Splits:
+    return Splits(splits.victim_train, splits.victim_dev, splits.victim_test, splits.shadows[:shadows])

@@ -101,7 +101,6 @@ def add_mia_flags(p: argparse.ArgumentParser) -> None:
                    help="unknown-setting attack (paper Table 1): prune the shadows with this approach instead")
     p.add_argument("--shadow_prune_sparsity", type=float, default=None,
                    help="unknown-setting attack: the shadows' sparsity instead of the victim's")
-    p.add_argument("--attack_epochs", type=int, default=None, help="epochs of the learned attacks (config 100)")
 
 
 def check_mia_flags(args: argparse.Namespace, cfg: Config) -> list[str]:
@@ -248,8 +247,6 @@ def main() -> None:
     add_prune_flags(parser)
     add_mia_flags(parser)
     args, cfg = parse(parser)
-    if args.attack_epochs is not None:
-        cfg.attack_epochs = args.attack_epochs
     names = check_mia_flags(args, cfg)
     setting = Setting.from_args(args)
     exp = open_experiment(args, cfg, f"mia_{setting.name}.log")

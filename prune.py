@@ -100,7 +100,6 @@ def prune_one(exp: Experiment, shadow: int | None, prefix: str) -> None:
 def main() -> None:
     parser = base_parser("Step 2: prune and fine-tune the victim and shadow models, optionally defended.")
     add_prune_flags(parser)
-    parser.add_argument("--prune_epochs", type=int, default=None, help="fine-tuning epochs (default epochs // 2)")
     args, cfg = parse(parser)
     check_prune_flags(args, cfg.model_name, build_model(cfg.model_name, cfg.num_cls, cfg.input_dim))
     prefix = prune_prefix(args.pruner_name, args.prune_sparsity, args.defend, args.defend_arg)

@@ -444,8 +444,12 @@ def test_split_file_round_trip_and_mismatch(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="disagrees with the config") as e:
         splits_for(5010, path, seed=8, shadow_num=2)
     assert "--overwrite" in (e.value.hint or "")
+    # Shadow i depends only on seed + i: fewer shadows reuse the file, more extend it.
+    assert len(splits_for(5010, path, seed=7, shadow_num=1).shadows) == 1
+    more = splits_for(5010, path, seed=7, shadow_num=3)
+    assert len(load_splits(path).shadows) == 3 and more.shadows[1][0].tolist() == made.shadows[1][0].tolist()
     with pytest.raises(UserError, match="disagrees"):
-        splits_for(5010, path, seed=7, shadow_num=3)
+        splits_for(5010, path, seed=7, shadow_num=3, victim=0.4)
     fresh = splits_for(5010, path, seed=8, shadow_num=2, overwrite=True)
     assert load_splits(path).same_as(fresh) and not fresh.same_as(made)
     save_splits(made, path)

@@ -92,3 +92,12 @@ def test_run_main_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture) -> 
         run_main(main)
     assert e.value.code == 2
     assert capsys.readouterr().err == "error: something is missing (do this)\n"
+
+
+def test_every_shipped_config_is_valid_and_vgg_is_fixed() -> None:
+    root = Path(__file__).resolve().parents[1] / "config"
+    configs = {p.stem: load_config(p) for p in root.glob("*.json")}
+    artifact = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "vgg16", "dense")]
+    assert set(artifact + ["location", "purchase", "texas100"]) <= set(configs)
+    assert {configs[f"{d}_vgg16"].model_name for d in ("cifar10", "cifar100", "svhn", "chmnist")} == {"vgg16bn"}
+    assert configs["chmnist_resnet18"].num_cls == 8 and configs["texas100"].input_dim == 6169
