@@ -1,0 +1,162 @@
+"""The experiment grid of run_all.sh and the runner that executes it (resumable, parallel, fault-tolerant).
+
+Each `Experiment` line below is one (config, settings) block; it expands into the ordered commands of the
+three steps. Adding a setting is editing one line of QUICK or PAPER.
+
+    python grid.py --quick|--paper [--dry-run] [--jobs N]      (run_all.sh calls this, then report.py)
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from errors import UserError
+from experiment import run_main
+
+ALL_PRUNERS = ("l1unstructure", "l1structure", "l2structure", "slim")
+PAPER_SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9)
+DEFENSE_SPARSITY = 0.6  # the paper's main defense figures (§6.3.2)
+PAPER_DEFENSES = {"ppb": (1, 2, 4, 8, 16), "adv": (0.5, 1, 2, 4, 8, 16), "dp": (0.01, 0.1, 1, 10, 100),
+                  "dpsgd": (0.5, 1, 2), "relaxloss": (0.5, 1, 2)}
+QUICK_DEFENSES = {"ppb": (1, 4), "adv": (1, 4), "dp": (0.1, 1), "dpsgd": (1,), "relaxloss": (0.5, 1)}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One config's block of the grid: which approaches, sparsities, defenses and extra studies to run."""
+
+    config: str
+    pruners: tuple[str, ...] = ("l1unstructure",)
+    sparsities: tuple[float, ...] = PAPER_SPARSITIES
+    defenses: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    defense_pruners: tuple[str, ...] = ("l1unstructure",)
+    unknown: int = 0               # Table 1: random (victim, shadow) setting pairs
+    flags: str = ""                # extra flags for every step (the quick profile's reductions)
+
+    def commands(self) -> list[str]:
+        """The steps in dependency order: pretrain, plain prunes, defended prunes, then the attacks."""
+        cfg = f"config/{self.config}.json"
+        step = lambda script, extra="": " ".join(  # noqa: E731
+            p for p in (f"python {script} {cfg}", extra, self.flags) if p)
+        plain = [(p, s) for p in self.pruners for s in self.sparsities]
+        defended = [(p, DEFENSE_SPARSITY, d, a) for p in self.defense_pruners for d, args in self.defenses.items()
+                    for a in args]
+        prune = lambda p, s: f"--pruner_name {p} --prune_sparsity {s}"  # noqa: E731
+        cmds = [step("pretrain.py")]
+        cmds += [step("prune.py", prune(p, s)) for p, s in plain]
+        cmds += [step("prune.py", f"{prune(p, s)} --defend {d} --defend_arg {a}") for p, s, d, a in defended]
+        cmds.append(step("mia.py", "--original --attacks all"))
+        cmds += [step("mia.py", f"{prune(p, s)} --attacks all") for p, s in plain]
+        for p, s, d, a in defended:
+            for adaptive in ("", " --adaptive"):
+                cmds.append(step("mia.py", f"{prune(p, s)} --defend {d} --defend_arg {a}{adaptive} --attacks all"))
+        rng = random.Random(self.config)  # the same draws on every run
+        for _ in range(self.unknown):
+            (p, s), (p2, s2) = rng.sample(plain, 2)
+            cmds.append(step("mia.py", f"{prune(p, s)} --shadow_pruner_name {p2} --shadow_prune_sparsity {s2} "
+                                       "--attacks samia,threshold"))
+        return cmds
+
+
+# The quick profile: 2-core CPU, embedded data, ~15 minutes. Reductions against the paper are the flags
+# (fewer shadows, epochs and attack epochs) and the shorter sparsity / defense sweeps; report.py states them.
+QUICK_FLAGS = "--shadow_num 3 --attack_epochs 30"
+QUICK = [
+    Experiment("digits_resnet18", pruners=ALL_PRUNERS, sparsities=(0.5, 0.9),
+               flags=QUICK_FLAGS + " --prune_epochs 3"),
+    Experiment("digits_columnfc", sparsities=PAPER_SPARSITIES, flags=QUICK_FLAGS),
+    Experiment("synthetic_purchase_columnfc", sparsities=PAPER_SPARSITIES, defenses=QUICK_DEFENSES, unknown=3,
+               flags=QUICK_FLAGS),
+]
+
+CNN_CONFIGS = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "dense", "vgg16")]
+PAPER = (
+    [Experiment(c, pruners=ALL_PRUNERS, unknown=20,
+                defenses=PAPER_DEFENSES if c.startswith("cifar10_") or c.endswith("_resnet18") else {},
+                defense_pruners=ALL_PRUNERS if c == "cifar10_resnet18" else ("l1unstructure",))
+     for c in CNN_CONFIGS]
+    + [Experiment(c, defenses=PAPER_DEFENSES) for c in ("location", "purchase", "texas100")]
+    # Table 2: other train/test/dev ratios of CIFAR10 ResNet18, L1-unstructured 0.7.
+    + [Experiment(f"cifar10_resnet18_split{r}", sparsities=(0.7,)) for r in ("50_40", "60_30", "70_20")]
+)
+PROFILES = {"quick": QUICK, "paper": PAPER}
+
+
+def stamp(command: str) -> Path:
+    """A finished command leaves a stamp, so a rerun skips it without even starting Python."""
+    config = Path(shlex.split(command)[2]).stem
+    return Path("log") / config / ".done" / hashlib.sha1(command.encode()).hexdigest()[:16]
+
+
+def run_chain(commands: list[str], python: str, threads: int, counter: list[int], total: int) -> list[str]:
+    """Run one config's commands in order; returns the failed ones (the rest of the chain still runs,
+    its dependents then fail fast with a clear 'run this first' error)."""
+    failed = []
+    for cmd in commands:
+        counter[0] += 1
+        n = counter[0]
+        if stamp(cmd).exists():
+            print(f"[{n}/{total}] skip (done)  {cmd}", flush=True)
+            continue
+        argv = [python, *shlex.split(cmd)[1:], "--quiet", "--device", "auto", "--threads", str(threads)]
+        out = Path("log") / Path(shlex.split(cmd)[2]).stem / "run_all.out"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with open(out, "a") as f:
+            f.write(f"\n$ {cmd}\n")
+            f.flush()
+            proc = subprocess.run(argv, stdout=f, stderr=subprocess.PIPE, text=True)
+            f.write(proc.stderr)
+        secs = time.perf_counter() - start
+        if proc.returncode == 0:
+            stamp(cmd).parent.mkdir(parents=True, exist_ok=True)
+            stamp(cmd).write_text(cmd + "\n")
+            print(f"[{n}/{total}] done {secs:6.1f}s  {cmd}", flush=True)
+        else:
+            last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+            print(f"[{n}/{total}] FAILED {secs:6.1f}s  {cmd}\n    {last}", flush=True)
+            failed.append(f"{cmd}\n    {last}")
+    return failed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Run an experiment grid (see run_all.sh).")
+    p.add_argument("--profile", choices=PROFILES, required=True)
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--jobs", type=int, default=1, help="configs run side by side")
+    args = p.parse_args()
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    chains = [e.commands() for e in PROFILES[args.profile]]
+    if args.dry_run:
+        for cmd in (c for chain in chains for c in chain):
+            print(cmd)
+        return
+    missing = [e.config for e in PROFILES[args.profile] if not Path(f"config/{e.config}.json").exists()]
+    if missing:
+        raise UserError(f"config files missing: {', '.join(missing)}", "run from the repository root")
+    total = sum(len(c) for c in chains)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    counter = [0]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        failed = [f for fs in pool.map(lambda c: run_chain(c, sys.executable, threads, counter, total), chains)
+                  for f in fs]
+    print(f"grid {args.profile}: {total - len(failed)}/{total} commands succeeded in "
+          f"{time.perf_counter() - start:.0f} s")
+    if failed:
+        print("failed:\n  " + "\n  ".join(failed))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_main(main)
