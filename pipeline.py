@@ -66,8 +66,22 @@ def open_experiment(args: argparse.Namespace, cfg: Config, log_name: str, *, rem
     log.info(f"Total Data Size: {len(pool.y)}, Victim Train Size: {len(splits.victim_train)}, "
              f"Victim Dev Size: {len(splits.victim_dev)}, Victim Test Size: {len(splits.victim_test)}")
     log.info(f"Device: {device}")
-    pool = datasets.Pool(x=pool.x.to(device), y=pool.y.to(device), name=pool.name)
+    x = pool.x.to(device, memory_format=torch.channels_last) if channels_last(device, pool.x) else pool.x.to(device)
+    pool = datasets.Pool(x=x, y=pool.y.to(device), name=pool.name)
     return Experiment(cfg, args, device, pool, splits)
+
+
+def channels_last(device: torch.device, x: torch.Tensor) -> bool:
+    """NHWC on CUDA for image batches: cuDNN's fast convolution kernels (tensor cores) want it; on the CPU
+    the default NCHW is as fast, so CPU runs keep it."""
+    return device.type == "cuda" and x.dim() == 4
+
+
+def place(model: nn.Module, exp: "Experiment") -> nn.Module:
+    """Move a model to the experiment's device, in the data's memory format."""
+    if channels_last(exp.device, exp.pool.x):
+        return model.to(exp.device, memory_format=torch.channels_last)
+    return model.to(exp.device)
 
 
 def _arg_words(args: argparse.Namespace) -> list[str]:
@@ -111,7 +125,7 @@ def roles(cfg: Config) -> list[int | None]:
 
 
 def fresh_model(exp: Experiment) -> nn.Module:
-    return build_model(exp.cfg.model_name, exp.cfg.num_cls, exp.cfg.input_dim).to(exp.device)
+    return place(build_model(exp.cfg.model_name, exp.cfg.num_cls, exp.cfg.input_dim), exp)
 
 
 def load_model(exp: Experiment, folder: Path, make_hint: str) -> tuple[nn.Module, dict[str, Any]]:
@@ -126,7 +140,7 @@ def load_model(exp: Experiment, folder: Path, make_hint: str) -> tuple[nn.Module
     except (RuntimeError, KeyError) as e:
         raise UserError(f"checkpoint {folder / 'best.pth'} does not fit model {exp.cfg.model_name} "
                         f"({str(e).splitlines()[0][:120]})", f"delete it and rerun: {make_hint}") from None
-    return model.to(exp.device), ckpt
+    return place(model, exp), ckpt
 
 
 def step_command(script: str, exp: Experiment, extra: str = "") -> str:

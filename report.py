@@ -1,0 +1,795 @@
+"""Step 4: turn log/*/results.jsonl into tables (CSV + Markdown) and figures (PNG) (DESIGN §9-10).
+
+    python report.py LOGDIR [--out report/] [--root DIR] [--attack NAME]
+
+Reads every LOGDIR/*/results.jsonl that mia.py appended to, keeps the LAST record per (config, setting,
+attack) (reruns with --overwrite append again), and writes into --out:
+  all_results.csv                    every kept record, nested keys flattened (split.dev, versions.torch, ...)
+  headline.csv / .md                 test acc, attack acc, AUC, TPR@1%FPR for samia, mentr, conf, hconf, blindmi
+  table1_unknown.csv, table1.md      paper Table 1: attack-accuracy loss (known - unknown) / known, in %
+  defense_tradeoff.csv / .md         paper Figs 16-19 data with the paper's dropping rule ('kept' column)
+  fig*.png, defense_*.png, roc/...   paper Figs 1, 7-10, 12, 16-19 analogues and log-log ROC curves
+  index.md                           every file with a one-sentence caption; skipped figures and why
+Per-sample files (scores_file in the records, features.npz beside it) are paths relative to the folder
+mia.py ran in, by default LOGDIR's parent (--root overrides). Absent data skip a figure, never the report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from attackers import metrics  # noqa: E402
+from errors import UserError  # noqa: E402
+from experiment import run_main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+KEY = ["config", "setting", "attack"]
+REQUIRED = ("config", "setting", "attack", "paper_acc")
+MAIN_ATTACKS = ("samia", "mentr", "conf", "hconf", "blindmi")
+ATTACK_ORDER = ("samia", "conf", "xent", "entr", "mentr", "top1_conf", "hconf", "nn", "nn_top3", "nn_cls",
+                "blindmi")
+NO_DEFENSE = ("", "basic")
+KEEP_ACC_FRACTION = 0.75  # paper §6.3.2: drop defended settings below 75 % of Basic's test accuracy
+# Filled in when a record lacks a key (older logs); shadow_* default to the victim's below.
+DEFAULTS: dict[str, Any] = {
+    "original": None, "pruner_name": None, "prune_sparsity": np.nan, "defend": "", "defend_arg": np.nan,
+    "adaptive": False, "shadow_pruner_name": None, "shadow_prune_sparsity": np.nan, "epsilon": np.nan,
+    "victim_test_acc": np.nan, "auc": np.nan, "tpr_at_1pct_fpr": np.nan, "confidence_gap": np.nan,
+    "sensitivity_gap": np.nan, "generalization_gap": np.nan, "scores_file": None}
+HEADERS = {  # Markdown column titles (CSV keeps the record keys)
+    "config": "config", "setting": "setting", "attack": "attack", "victim_test_acc": "test acc (%)",
+    "paper_acc": "attack acc (%)", "auc": "AUC (%)", "tpr_at_1pct_fpr": "TPR@1%FPR (%)",
+    "pruner_name": "pruner", "prune_sparsity": "sparsity", "shadow_pruner_name": "shadow pruner",
+    "shadow_prune_sparsity": "shadow sparsity", "known_acc": "known acc (%)", "unknown_acc": "unknown acc (%)",
+    "loss_pct": "loss (%)", "mean_loss_pct": "mean loss (%)", "n_pairs": "pairs", "defend": "defense",
+    "defend_arg": "arg", "adaptive": "adaptive", "epsilon": "epsilon", "basic_test_acc": "basic test acc (%)",
+    "basic_paper_acc": "basic attack acc (%)", "kept": "kept", "reason": "why dropped"}
+ACC_LABEL = "attack accuracy (%)"
+TEST_ACC_LABEL = "victim test accuracy (%)"
+SPARSITY_LABEL = "sparsity (fraction of weights pruned)"
+
+
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def read_records(logdir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every record of LOGDIR/*/results.jsonl in file order, plus notes about lines that were skipped."""
+    if not logdir.is_dir():
+        raise UserError(f"{logdir}: no such folder", "pass the log/ folder that mia.py writes to")
+    files = sorted(logdir.glob("*/results.jsonl"))
+    if not files and (logdir / "results.jsonl").is_file():
+        raise UserError(f"{logdir} is one config's log folder", f"pass the folder above it: {logdir.parent}")
+    records: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                notes.append(f"{path}:{number}: not valid JSON, skipped")
+                continue
+            missing = [k for k in required(record) if not isinstance(record, dict) or record.get(k) is None]
+            if missing:
+                notes.append(f"{path}:{number}: no {', '.join(missing)}, skipped")
+                continue
+            records.append(record)
+    if not records:
+        raise UserError(f"no results in {logdir}/*/results.jsonl",
+                        "run mia.py first; it appends to log/<config>/results.jsonl")
+    return records, notes
+
+
+def required(record: Any) -> tuple[str, ...]:
+    """The keys a record needs: REQUIRED, and a pruned model's pruner and sparsity."""
+    original = not isinstance(record, dict) or record.get("original") or record.get("setting") == "original"
+    return REQUIRED if original else REQUIRED + ("pruner_name", "prune_sparsity")
+
+
+def dedup(df: pd.DataFrame) -> pd.DataFrame:
+    """The last record per (config, setting, attack) in file order: a rerun with --overwrite replaces."""
+    return df.drop_duplicates(subset=KEY, keep="last").reset_index(drop=True)
+
+
+def normalize(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Flat, deduplicated, sorted DataFrame: defaults for absent keys, shadow_* = victim's when unset."""
+    df = pd.json_normalize(records, sep=".")
+    for key, value in DEFAULTS.items():
+        if key not in df:
+            df[key] = value
+    df["defend"] = df["defend"].fillna("").astype(str)
+    df["original"] = df["original"].fillna(df["setting"] == "original").astype(bool)
+    df["adaptive"] = df["adaptive"].fillna(False).astype(bool)
+    for col in ("prune_sparsity", "shadow_prune_sparsity", "defend_arg"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").round(6)
+    df["shadow_pruner_name"] = df["shadow_pruner_name"].fillna(df["pruner_name"])
+    df["shadow_prune_sparsity"] = df["shadow_prune_sparsity"].fillna(df["prune_sparsity"])
+    return sort_records(dedup(df))
+
+
+def sort_records(df: pd.DataFrame) -> pd.DataFrame:
+    """Config, original first, pruner, sparsity, defense, argument, adaptive, shadows, attack order."""
+    rank = {a: i for i, a in enumerate(ATTACK_ORDER)}
+    tmp = df.assign(_rank=df["attack"].map(rank).fillna(len(rank)))
+    cols = ["config", "original", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive",
+            "shadow_pruner_name", "shadow_prune_sparsity", "_rank", "attack"]
+    asc = [True, False] + [True] * (len(cols) - 2)
+    return tmp.sort_values(cols, ascending=asc, na_position="first", kind="stable").drop(columns="_rank") \
+        .reset_index(drop=True)
+
+
+def load_results(logdir: Path) -> tuple[pd.DataFrame, list[str]]:
+    records, notes = read_records(logdir)
+    return normalize(records), notes
+
+
+# ----------------------------------------------------------------------------------------------- record kinds
+def defended(df: pd.DataFrame) -> pd.Series:
+    return ~df["defend"].isin(NO_DEFENSE)
+
+
+def unknown(df: pd.DataFrame) -> pd.Series:
+    """Unknown-setting attacks (paper Table 1): shadows pruned differently from the victim."""
+    same_pruner = (df["shadow_pruner_name"] == df["pruner_name"]) | df["pruner_name"].isna()
+    same_sparsity = np.isclose(df["shadow_prune_sparsity"], df["prune_sparsity"])
+    return ~df["original"] & ~(same_pruner & same_sparsity)
+
+
+def plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Undefended records with matched shadows: the original and the pruned models of Section 5."""
+    return df[~defended(df) & ~unknown(df)]
+
+
+def main_attack(df: pd.DataFrame, wanted: str | None = None) -> str | None:
+    """`wanted` if given, else samia (the paper's), else the attack with the highest mean attack accuracy."""
+    attacks = set(df["attack"])
+    if wanted is not None:
+        return wanted if wanted in attacks else None
+    if "samia" in attacks:
+        return "samia"
+    return str(df.groupby("attack")["paper_acc"].mean().idxmax()) if len(df) else None
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson r over the finite pairs; nan with fewer than 3 pairs or a constant variable."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def headline_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per config and setting, the main attacks that exist: test acc, attack acc, AUC, TPR at 1 % FPR."""
+    cols = ["config", "setting", "attack", "victim_test_acc", "paper_acc", "auc", "tpr_at_1pct_fpr"]
+    return df.loc[df["attack"].isin(MAIN_ATTACKS), cols].reset_index(drop=True)
+
+
+def table1(df: pd.DataFrame) -> pd.DataFrame:
+    """Every unknown-setting record beside its known counterpart (same victim, matched shadows, same attack).
+
+    loss_pct = (known - unknown) / known * 100 (paper Table 1); nan when no known record exists.
+    """
+    victim = ["config", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive", "attack"]
+    cols = victim + ["shadow_pruner_name", "shadow_prune_sparsity", "known_acc", "unknown_acc", "loss_pct"]
+    unk = df[unknown(df)].rename(columns={"paper_acc": "unknown_acc"})
+    if unk.empty:
+        return pd.DataFrame(columns=cols)
+    known = df[~unknown(df) & ~df["original"]].drop_duplicates(victim, keep="last")
+    known = known[victim + ["paper_acc"]].rename(columns={"paper_acc": "known_acc"})
+    out = unk.merge(known, how="left", on=victim)
+    out["loss_pct"] = (out["known_acc"] - out["unknown_acc"]) / out["known_acc"] * 100.0
+    return out[cols].reset_index(drop=True)
+
+
+def table1_summary(t1: pd.DataFrame) -> pd.DataFrame:
+    """Mean loss per config and attack over the (victim, shadow) pairs that have a known counterpart."""
+    cols = ["config", "attack", "mean_loss_pct", "n_pairs"]
+    t = t1.dropna(subset=["loss_pct"])
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    g = t.groupby(["config", "attack"], sort=False)["loss_pct"]
+    return g.agg(mean_loss_pct="mean", n_pairs="count").reset_index()[cols]
+
+
+def defense_tradeoff(df: pd.DataFrame) -> pd.DataFrame:
+    """Defended records (matched shadows) beside Basic (undefended, same pruner, sparsity and attack).
+
+    The paper's plotting rule (§6.3.2): drop a setting whose test accuracy is below 75 % of Basic's or whose
+    attack accuracy is higher than Basic's. Without a Basic record the rule cannot apply: kept, with a reason.
+    """
+    on = ["config", "pruner_name", "prune_sparsity", "attack"]
+    cols = ["config", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive", "epsilon", "attack",
+            "setting", "victim_test_acc", "paper_acc", "basic_test_acc", "basic_paper_acc", "kept", "reason"]
+    d = df[defended(df) & ~unknown(df)]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    basic = plain(df)
+    basic = basic[~basic["original"]].drop_duplicates(on, keep="last")[on + ["victim_test_acc", "paper_acc"]] \
+        .rename(columns={"victim_test_acc": "basic_test_acc", "paper_acc": "basic_paper_acc"})
+    m = d.merge(basic, how="left", on=on)
+    low = m["victim_test_acc"] < KEEP_ACC_FRACTION * m["basic_test_acc"]
+    higher = m["paper_acc"] > m["basic_paper_acc"]
+    no_basic = m["basic_paper_acc"].isna()
+    m["kept"] = ~(low | higher)
+    m["reason"] = [drop_reason(lo, hi, nb) for lo, hi, nb in zip(low, higher, no_basic)]
+    return m[cols].reset_index(drop=True)
+
+
+def drop_reason(low: bool, higher: bool, no_basic: bool) -> str:
+    if no_basic:
+        return "no Basic record: rule not applied"
+    parts = ([f"test acc < {KEEP_ACC_FRACTION:.0%} of Basic's"] if low else []) + \
+        (["attack acc > Basic's"] if higher else [])
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------- writing tables
+def fmt(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table (no tabulate dependency); floats to 4 significant digits."""
+    if df.empty:
+        return "_(no rows)_\n"
+    head = [HEADERS.get(c, c) for c in df.columns]
+    rows = [[fmt(v) for v in row] for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def per_config_markdown(title: str, intro: str, df: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
+    """`# title`, intro, optional summary table, then one section per config (config column dropped)."""
+    parts = [f"# {title}\n\n{intro}\n"]
+    if summary is not None:
+        parts.append("## Summary\n\n" + to_markdown(summary))
+    for config, g in df.groupby("config", sort=False):
+        parts.append(f"## {config}\n\n" + to_markdown(g.drop(columns="config")))
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of index.md: a written file with its caption, or a skipped output with the reason."""
+
+    section: str
+    file: str | None
+    text: str
+
+
+def write_table(out: Path, stem: str, table: pd.DataFrame, caption: str, md: tuple[str, str] | None = None
+                ) -> list[Entry]:
+    """`stem`.csv, plus the Markdown `md` = (file name, text) when given; one index entry per file."""
+    table.to_csv(out / f"{stem}.csv", index=False)
+    entries = [Entry("Tables", f"{stem}.csv", caption)]
+    if md is not None:
+        (out / md[0]).write_text(md[1])
+        entries.append(Entry("Tables", md[0], caption))
+    return entries
+
+
+def write_tables(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    head = headline_table(df)
+    t1 = table1(df)
+    trade = defense_tradeoff(df)
+    figure_attack = trade["config"].map(lambda c: defense_attack(trade, c, wanted))
+    md_head = per_config_markdown(
+        "Headline results", "Victim test accuracy and attack accuracy / AUC / TPR at 1 % FPR (all %).", head)
+    md_t1 = per_config_markdown(
+        "Table 1: attack-accuracy loss with unknown settings",
+        "loss = (known - unknown) / known * 100, where known is the same victim attacked with shadows pruned "
+        "like it; a positive loss means the unknown-setting attack is weaker.", t1, table1_summary(t1))
+    md_trade = per_config_markdown(
+        "Defense trade-off (paper Figs 16-19)",
+        f"Attack: the one the defense figures use per config. kept = no: test accuracy below "
+        f"{KEEP_ACC_FRACTION:.0%} of Basic's or attack accuracy above Basic's (the paper's plotting rule); "
+        "every attack is in defense_tradeoff.csv.", trade[trade["attack"] == figure_attack])
+    return (write_table(out, "all_results", df, f"All {len(df)} records after keeping the last per (config, "
+                        "setting, attack); nested keys flattened.")
+            + write_table(out, "headline", head, "Per config and setting: test accuracy, attack accuracy, AUC "
+                          "and TPR@1%FPR (%) of samia, mentr, conf, hconf and blindmi.", ("headline.md", md_head))
+            + write_table(out, "table1_unknown", t1, "Paper Table 1 analogue: attack-accuracy loss (known - "
+                          "unknown) / known in % with unknown pruner / sparsity; the Markdown adds the mean per "
+                          "config and attack.", ("table1.md", md_t1))
+            + write_table(out, "defense_tradeoff", trade, "Defended settings beside Basic with the paper's "
+                          "dropping rule (kept, reason); the Markdown shows the figures' attack.",
+                          ("defense_tradeoff.md", md_trade)))
+
+
+# ----------------------------------------------------------------------------------------------- plotting helper
+@dataclass(frozen=True)
+class Series:
+    """One legend entry. kind: line (style decides markers / lines), hist (x = values), bar (x = slot
+    index, y = heights), vline (x[0]), hline (y[0]), note (legend text only). notes label the points of
+    a line one by one. A line without points is left out, legend entry included."""
+
+    label: str
+    x: Sequence[float] = ()
+    y: Sequence[float] = ()
+    kind: str = "line"
+    style: dict[str, Any] = field(default_factory=dict)
+    notes: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    xlabel: str
+    ylabel: str
+    series: Sequence[Series]
+    loglog: bool = False
+    limits: tuple[float, float] | None = None  # both axes (ROC)
+    xticklabels: Sequence[str] = ()            # bar groups
+
+
+LINE = {"marker": "o", "linestyle": "-"}
+DOTS = {"marker": "o", "linestyle": "none"}
+STAR = {"marker": "*", "markersize": 14, "linestyle": "none", "color": "black"}  # original / Basic / known
+DIAMOND = {"marker": "D", "markersize": 8, "linestyle": "none", "color": "dimgray"}
+
+
+def draw(ax: plt.Axes, panel: Panel) -> None:
+    bars = [s for s in panel.series if s.kind == "bar"]
+    width = 0.8 / max(len(bars), 1)
+    for s in panel.series:
+        if s.kind == "hist":
+            ax.hist(s.x, label=s.label, **({"histtype": "stepfilled", "alpha": 0.45} | s.style))
+        elif s.kind == "bar":
+            offset = (bars.index(s) - (len(bars) - 1) / 2) * width
+            ax.bar(np.asarray(s.x, float) + offset, s.y, width, label=s.label, **s.style)
+        elif s.kind == "vline":
+            ax.axvline(s.x[0], label=s.label, **({"linestyle": "--"} | s.style))
+        elif s.kind == "hline":
+            ax.axhline(s.y[0], label=s.label, **({"linestyle": "--", "color": "black"} | s.style))
+        elif s.kind == "note":
+            ax.plot([], [], " ", label=s.label)
+        elif len(s.x):
+            ax.plot(s.x, s.y, label=s.label, **s.style)
+            for x, y, note in zip(s.x, s.y, s.notes):
+                ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if panel.loglog:
+        ax.set_xscale("log", nonpositive="mask")
+        ax.set_yscale("log", nonpositive="mask")
+    if panel.limits:
+        ax.set_xlim(*panel.limits)
+        ax.set_ylim(*panel.limits)
+    if panel.xticklabels:
+        ax.set_xticks(range(len(panel.xticklabels)), panel.xticklabels)
+    elif not panel.loglog:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.margins(x=0.08)
+    ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def render(panels: Sequence[Panel], title: str, path: Path, ncols: int = 3) -> None:
+    """Panels in a grid, one suptitle, saved as PNG (Agg backend)."""
+    ncols = min(ncols, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        draw(ax, panel)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure(section: str, out: Path, name: str, panels: Sequence[Panel], title: str, caption: str,
+           ncols: int = 3) -> Entry:
+    render(panels, title, out / name, ncols)
+    return Entry(section, name, caption)
+
+
+def skip(section: str, what: str, reason: str) -> Entry:
+    return Entry(section, None, f"{what}: {reason}")
+
+
+def legend_note(label: str) -> Series:
+    return Series(label, kind="note")
+
+
+def pruner_lines(rows: pd.DataFrame, x: str, style: dict[str, Any], annotate: bool = True) -> list[Series]:
+    """One series per pruner over its sparsities (points labelled with the sparsity)."""
+    out = []
+    for pruner, g in rows[~rows["original"]].groupby("pruner_name", sort=True):
+        g = g.sort_values("prune_sparsity")
+        notes = [f"{s:g}" for s in g["prune_sparsity"]] if annotate else []
+        out.append(Series(str(pruner), g[x].to_numpy(float), g["paper_acc"].to_numpy(float), style=style,
+                          notes=notes))
+    return out
+
+
+def original_points(rows: pd.DataFrame, attack: str, x: str) -> list[Series]:
+    """The original model attacked with `attack` (star) and, as the paper plots it, with conf (diamond)."""
+    out = []
+    for name, style in ((attack, STAR), ("conf", DIAMOND)):
+        o = rows[rows["original"] & (rows["attack"] == name)]
+        if len(o) and not (name == "conf" and attack == "conf"):
+            xs = o[x].fillna(0.0) if x == "prune_sparsity" else o[x]  # the original sits at sparsity 0
+            out.append(Series(f"original ({name})", xs.to_numpy(float),
+                              o["paper_acc"].to_numpy(float), style=style))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- figures
+def resolve(root: Path, file: Any) -> Path | None:
+    if not isinstance(file, str) or not file:
+        return None
+    p = Path(file)
+    return p if p.is_absolute() else root / p
+
+
+def load_npz(path: Path | None, keys: Iterable[str]) -> dict[str, np.ndarray] | None:
+    """The arrays `keys` of an npz file, or None when the file is absent, unreadable or lacks a key."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in keys}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def features_path(row: pd.Series, root: Path) -> Path:
+    """features.npz beside the record's scores file (mia.py writes both into result/<config>/mia/<setting>/)."""
+    scores = resolve(root, row.get("scores_file"))
+    return scores.parent / "features.npz" if scores else root / "result" / row["config"] / "mia" / \
+        row["setting"] / "features.npz"
+
+
+FEATURE_KEYS = ("conf", "sens", "member")
+
+
+def fig1_candidates(cfg: pd.DataFrame) -> pd.DataFrame:
+    """Undefended pruned settings (one row each), l1unstructure first (the paper's Fig 1), then by sparsity
+    from the highest."""
+    pruned = plain(cfg)
+    pruned = pruned[~pruned["original"]].drop_duplicates("setting")
+    return pruned.assign(_l1=pruned["pruner_name"] == "l1unstructure").sort_values(
+        ["_l1", "prune_sparsity"], ascending=False, kind="stable")
+
+
+def first_features(rows: pd.DataFrame, root: Path) -> tuple[pd.Series, dict[str, np.ndarray]] | None:
+    """The first row whose features.npz loads, with its arrays."""
+    for _, row in rows.iterrows():
+        feats = load_npz(features_path(row, root), FEATURE_KEYS)
+        if feats is not None:
+            return row, feats
+    return None
+
+
+def histogram_panels(models: list[tuple[str, dict[str, np.ndarray]]]) -> list[Panel]:
+    """Members vs non-members, true-class confidence and sensitivity, with mean lines; shared bins per
+    quantity; sensitivity clipped at its 99th percentile (the outliers land in the last bin)."""
+    quantities = (("conf", "true-class confidence (probability, fraction)", None),
+                  ("sens", "true-class sensitivity (mean |Δp| / ε)", 99.0))
+    panels = []
+    for key, label, clip in quantities:
+        pooled = np.concatenate([f[key] for _, f in models]).astype(float)
+        hi = float(np.percentile(pooled, clip)) if clip else float(pooled.max())
+        bins = np.histogram_bin_edges(np.clip(pooled, pooled.min(), hi), bins=30)
+        for name, f in models:
+            m = f["member"].astype(bool)
+            values = np.clip(f[key].astype(float), None, hi)
+            series = [Series(f"{who} (n={int(mask.sum())})", values[mask], kind="hist",
+                             style={"bins": bins, "color": color})
+                      for who, mask, color in (("members", m, "tab:blue"), ("non-members", ~m, "tab:red"))]
+            series += [Series(f"{who} mean {f[key][mask].mean():.4g}", [f[key][mask].mean()], kind="vline",
+                              style={"color": color}) for who, mask, color in
+                       (("members", m, "black"), ("non-members", ~m, "red"))]
+            panels.append(Panel(f"{name}: {key}", label, "count (samples)", series))
+    return [panels[i] for i in (0, 2, 1, 3)]  # rows: model; columns: confidence, sensitivity
+
+
+def fig1(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        original = first_features(cfg[cfg["original"]], root)
+        pruned = first_features(fig1_candidates(cfg), root)
+        if original is None or pruned is None:
+            entries.append(skip("Fig 1", f"Fig 1 for {config}", "needs features.npz (beside the scores files) of "
+                                "the original and of an undefended pruned setting"))
+            continue
+        setting = pruned[0]["setting"]
+        entries.append(figure("Fig 1", out, f"fig1_divergence_{config}.png",
+                              histogram_panels([("original", original[1]), (setting, pruned[1])]),
+                              f"{config}: true-class confidence and sensitivity, original vs {setting}",
+                              f"Paper Fig 1 analogue for {config}: member vs non-member histograms of true-class "
+                              f"confidence and sensitivity, original vs {setting} (lines: means).", ncols=2))
+    return entries
+
+
+def fig7_8(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        rows = plain(cfg)
+        attack = main_attack(rows, wanted)
+        pruned = rows[~rows["original"] & (rows["attack"] == attack)]
+        if attack is None or pruned.empty:
+            entries += [skip("Figs 7-8", f"Figs 7-8 for {config}", "no undefended pruned records"
+                             + (f" with attack {wanted}" if wanted else ""))]
+            continue
+        star = ", original model as a star" if rows["original"].any() else " (no original record)"
+        for name, x, xlabel, fig, caption, labelled in (
+                ("fig7_acc_vs_testacc", "victim_test_acc", TEST_ACC_LABEL, "Fig 7", "victim test accuracy", True),
+                ("fig8_acc_vs_sparsity", "prune_sparsity", SPARSITY_LABEL + "; original at 0", "Fig 8",
+                 "sparsity", False)):
+            series = pruner_lines(pruned, x, LINE, labelled) + original_points(rows, attack, x)
+            panel = Panel(f"{attack} attack accuracy vs {caption}", xlabel, ACC_LABEL, series)
+            entries.append(figure("Figs 7-8", out, f"{name}_{config}.png", [panel],
+                                  f"{config}: privacy risk of pruning ({fig} analogue)",
+                                  f"Paper {fig} analogue for {config}: {attack} attack accuracy vs {caption} per "
+                                  f"pruner{' (labels: sparsity)' if labelled else ''}{star}."))
+    return entries
+
+
+GAPS = (("confidence_gap", "confidence gap (fraction, members − non-members)"),
+        ("sensitivity_gap", "sensitivity gap (|Δp|/ε, members − non-members)"),
+        ("generalization_gap", "generalization gap (%, train − test accuracy)"))
+
+
+def gap_panel(rows: pd.DataFrame, gap: str, xlabel: str) -> Panel:
+    """Scatter of attack accuracy against one gap per pruner plus the original, with a fit and Pearson r."""
+    series = pruner_lines(rows, gap, DOTS, annotate=False) + [
+        Series("original", rows.loc[rows["original"], gap].to_numpy(float),
+               rows.loc[rows["original"], "paper_acc"].to_numpy(float), style=STAR)]
+    x, y = rows[gap].to_numpy(float), rows["paper_acc"].to_numpy(float)
+    r = pearson(x, y)
+    n = int((np.isfinite(x) & np.isfinite(y)).sum())
+    if math.isnan(r):
+        series.append(legend_note(f"Pearson r n/a (n={n})"))
+    else:
+        ok = np.isfinite(x) & np.isfinite(y)
+        slope, icept = np.polyfit(x[ok], y[ok], 1)
+        xs = np.array([x[ok].min(), x[ok].max()])
+        series.append(Series(f"fit, Pearson r = {r:.3f} (n={n})", xs, slope * xs + icept,
+                             style={"linestyle": ":", "color": "gray"}))
+    return Panel(gap.replace("_", " "), xlabel, ACC_LABEL, series)
+
+
+def fig9(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        rows = plain(cfg)
+        attack = main_attack(rows, wanted)
+        rows = rows[rows["attack"] == attack]
+        if rows["paper_acc"].count() < 2:
+            entries.append(skip("Fig 9", f"Fig 9 for {config}", "fewer than two undefended settings"))
+            continue
+        panels = [gap_panel(rows, gap, label) for gap, label in GAPS]
+        entries.append(figure("Fig 9", out, f"fig9_gaps_{config}.png", panels,
+                              f"{config}: gaps vs {attack} attack accuracy (Fig 9 analogue)",
+                              f"Paper Fig 9 analogue for {config}: confidence, sensitivity and generalization gap "
+                              f"vs {attack} attack accuracy over undefended settings, Pearson r in the legend."))
+    return entries
+
+
+def attack_bars(rows: pd.DataFrame, pruner: str, reference: pd.DataFrame) -> Panel:
+    """Grouped bars: one group per sparsity, one bar per attack; the original's conf accuracy as a line."""
+    g = rows[rows["pruner_name"] == pruner]
+    sparsities = sorted(g["prune_sparsity"].unique())
+    attacks = [a for a in ATTACK_ORDER if a in set(g["attack"])] + sorted(set(g["attack"]) - set(ATTACK_ORDER))
+    table = g.pivot_table(index="prune_sparsity", columns="attack", values="paper_acc").reindex(sparsities)
+    series = [Series(a, range(len(sparsities)), table[a].to_numpy(float), kind="bar") for a in attacks]
+    series += [Series(f"{r.attack} (original)", y=[r.paper_acc], kind="hline") for r in reference.itertuples()]
+    return Panel(pruner, SPARSITY_LABEL, ACC_LABEL, series, xticklabels=[f"{s:g}" for s in sparsities])
+
+
+def fig10(df: pd.DataFrame, out: Path) -> list[Entry]:
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        rows = plain(cfg)
+        pruned = rows[~rows["original"]]
+        if pruned.empty:
+            entries.append(skip("Fig 10", f"Fig 10 for {config}", "no undefended pruned records"))
+            continue
+        original = rows[rows["original"]]
+        reference = original[original["attack"] == ("conf" if "conf" in set(original["attack"])
+                                                    else main_attack(original))]
+        panels = [attack_bars(pruned, p, reference) for p in sorted(pruned["pruner_name"].unique())]
+        entries.append(figure("Fig 10", out, f"fig10_attacks_{config}.png", panels,
+                              f"{config}: attack comparison per pruning approach (Fig 10 analogue)",
+                              f"Paper Fig 10 analogue for {config}: attack accuracy of every attack per pruner and "
+                              f"sparsity" + "".join(f"; dashed line: the original model under {a}"
+                                                    for a in reference["attack"]) + ".", ncols=2))
+    return entries
+
+
+def unknown_sparsity_panel(rows: pd.DataFrame, pruner: str) -> Panel:
+    """Attack accuracy vs the shadows' sparsity, one line per victim sparsity; stars: matched shadows."""
+    g = rows[rows["pruner_name"] == pruner]
+    series = [Series(f"victim sparsity {sp:g}", v["shadow_prune_sparsity"].to_numpy(float),
+                     v["paper_acc"].to_numpy(float), style=LINE)
+              for sp, v in g.sort_values("shadow_prune_sparsity").groupby("prune_sparsity")]
+    known = g[np.isclose(g["shadow_prune_sparsity"], g["prune_sparsity"])]
+    series.append(Series("known sparsity (shadow = victim)", known["shadow_prune_sparsity"].to_numpy(float),
+                         known["paper_acc"].to_numpy(float), style=STAR))
+    return Panel(pruner, "shadow sparsity (fraction of weights pruned)", ACC_LABEL, series)
+
+
+def fig12(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        rows = cfg[~defended(cfg) & ~cfg["original"] & (cfg["shadow_pruner_name"] == cfg["pruner_name"])]
+        attack = main_attack(rows, wanted)
+        rows = rows[rows["attack"] == attack]
+        pruners = sorted(rows.loc[unknown(rows), "pruner_name"].unique())
+        if not pruners:
+            entries.append(skip("Fig 12", f"Fig 12 for {config}", "no attacks with shadows of another sparsity"))
+            continue
+        entries.append(figure("Fig 12", out, f"fig12_unknown_sparsity_{config}.png",
+                              [unknown_sparsity_panel(rows, p) for p in pruners],
+                              f"{config}: {attack} attack accuracy with unknown sparsity (Fig 12 analogue)",
+                              f"Paper Fig 12 analogue for {config}: {attack} attack accuracy vs the shadows' "
+                              f"sparsity per victim sparsity (same pruner); stars: the known setting.", ncols=2))
+    return entries
+
+
+def defense_attack(trade: pd.DataFrame, config: str, wanted: str | None) -> str | None:
+    """The attack of a config's defense figures, chosen among its defended records."""
+    return main_attack(trade[trade["config"] == config], wanted)
+
+
+def defense_label(row: Any) -> str:
+    eps = getattr(row, "epsilon", np.nan)
+    return f"{row.defend_arg:g}" + (f" (ε={eps:.3g})" if isinstance(eps, float) and np.isfinite(eps) else "")
+
+
+def defense_panel(rows: pd.DataFrame, basic: pd.DataFrame, title: str) -> Panel:
+    """Kept defended settings per defense (labels: the defense argument), Basic as a star."""
+    series = []
+    for defend, g in rows[rows["kept"]].groupby("defend", sort=True):
+        g = g.sort_values("defend_arg")
+        series.append(Series(str(defend), g["victim_test_acc"].to_numpy(float), g["paper_acc"].to_numpy(float),
+                             style=LINE, notes=[defense_label(r) for r in g.itertuples()]))
+    b = basic.dropna(subset=["basic_paper_acc"]).head(1)
+    series.append(Series("basic (no defense)", b["basic_test_acc"].to_numpy(float),
+                         b["basic_paper_acc"].to_numpy(float), style=STAR))
+    return Panel(title, TEST_ACC_LABEL, ACC_LABEL, series)
+
+
+def fig_defenses(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    trade = defense_tradeoff(df)
+    entries = []
+    if trade.empty:
+        return [skip("Figs 16-19", "defense figures", "no defended records")]
+    for (config, pruner, sp), g in trade.groupby(["config", "pruner_name", "prune_sparsity"], sort=False):
+        attack = defense_attack(trade, config, wanted)
+        g = g[g["attack"] == attack]
+        for adaptive, fig, kind in ((False, "Figs 16-17", "non-adaptive"), (True, "Figs 18-19", "adaptive")):
+            what = f"{fig} for {config} {pruner} {sp:g} ({kind})"
+            rows = g[g["adaptive"] == adaptive]
+            if rows.empty:
+                entries.append(skip("Figs 16-19", what, f"no {kind} {attack} records"))
+                continue
+            dropped = int((~rows["kept"]).sum())
+            basic = "Basic as a star" if rows["basic_paper_acc"].notna().any() else "no Basic record"
+            name = f"defense_{config}_{pruner}_{sp:g}_{kind.replace('-', '')}.png"
+            panel = defense_panel(rows, g, f"{kind} {attack} attack")
+            entries.append(figure(
+                "Figs 16-19", out, name, [panel], f"{config}: defenses at {pruner} {sp:g} ({fig} analogue)",
+                f"Paper {fig} analogue for {config}, {pruner} {sp:g}: {kind} {attack} attack accuracy vs test "
+                f"accuracy per defense (labels: argument), {basic}; {dropped} of {len(rows)} settings "
+                f"dropped by the paper's rule (see defense_tradeoff.md)."))
+    return entries
+
+
+def roc_series(rows: pd.DataFrame, root: Path) -> tuple[list[Series], list[str], int]:
+    """Log-log ROC series per attack with a scores file; the attacks without one; the largest n_nonmembers."""
+    series, missing, n = [], [], 0
+    for r in rows.itertuples():
+        z = load_npz(resolve(root, r.scores_file), ("scores", "member"))
+        if z is None:
+            missing.append(str(r.attack))
+            continue
+        fpr, tpr = metrics.roc_points(z["member"], z["scores"])
+        n = max(n, int((~z["member"].astype(bool)).sum()))
+        series.append(Series(f"{r.attack} (AUC {metrics.roc_auc(z['member'], z['scores']):.1f} %)", fpr, tpr,
+                             style={"linestyle": "-"}))
+    return series, missing, n
+
+
+def fig_roc(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
+    entries = []
+    for (config, setting), rows in df[df["attack"].isin(MAIN_ATTACKS)].groupby(["config", "setting"], sort=False):
+        series, missing, n = roc_series(rows, root)
+        what = f"ROC for {config} {setting}"
+        if not series:
+            entries.append(skip("ROC curves", what, f"no score files under {root} (--root: the folder mia.py "
+                                                     "ran in)"))
+            continue
+        lo = max(1.0 / max(n, 1), 1e-3)  # no FPR below 1/n exists; 0.1 % is the smallest one reported
+        series.append(Series("random guess (TPR = FPR)", [lo, 1.0], [lo, 1.0],
+                             style={"linestyle": "--", "color": "gray"}))
+        panel = Panel(f"{n} non-members, main attacks", "false positive rate (fraction, log)",
+                      "true positive rate (fraction, log)", series, loglog=True, limits=(lo, 1.0))
+        note = f"; no scores for {', '.join(missing)}" if missing else ""
+        entries.append(figure("ROC curves", out, f"roc/{config}/{setting}.png", [panel],
+                              f"ROC (log-log): {config} {setting}",
+                              f"Log-log ROC of the main attacks on {config} {setting}, from FPR {lo:.2g} "
+                              f"(the larger of 1e-3 and 1/n, n = {n} non-members){note}."))
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------- index + CLI
+SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16-19", "ROC curves")
+
+
+def index_markdown(entries: list[Entry], notes: list[str], logdir: Path, n_records: int) -> str:
+    lines = [f"# prune-mia report\n\nFrom {n_records} records under `{logdir}` (last record per config, setting "
+             "and attack). Attack accuracy is the paper's; accuracies, AUC and TPR are in %.\n"]
+    for section in SECTIONS:
+        made = [e for e in entries if e.section == section and e.file]
+        skipped = [e for e in entries if e.section == section and not e.file]
+        if made or skipped:
+            lines.append(f"## {section}\n")
+            lines += [f"- [{e.file}]({e.file}): {e.text}" for e in made]
+            lines += [f"- skipped: {e.text}" for e in skipped]
+            lines.append("")
+    if notes:
+        lines += ["## Notes\n"] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str | None = None) -> list[Entry]:
+    """Everything report.py writes; returns the index entries."""
+    df, notes = load_results(logdir)
+    root = root if root is not None else logdir.resolve().parent
+    if attack is not None and attack not in set(df["attack"]):
+        raise UserError(f"--attack {attack}: no such attack in the results",
+                        f"present: {', '.join(sorted(set(df['attack'])))}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file", "pass a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
+               + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
+               + fig_roc(df, root, out))
+    (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df)))
+    return entries
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Step 4: tables (CSV + Markdown) and figures (PNG) from the results "
+                                            "of mia.py.")
+    p.add_argument("logdir", type=Path, help="folder holding one <config>/results.jsonl per config (log/)")
+    p.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: report/)")
+    p.add_argument("--root", type=Path, default=None,
+                   help="folder mia.py ran in, against which scores_file paths resolve (default: LOGDIR's parent)")
+    p.add_argument("--attack", default=None,
+                   help="attack for Figs 7-9, 12, 16-19 (default: samia, else the one with the best mean accuracy)")
+    args = p.parse_args(argv)
+    entries = build_report(args.logdir, args.out, args.root, args.attack)
+    figs = sum(1 for e in entries if e.file and e.file.endswith(".png"))
+    skipped = sum(1 for e in entries if not e.file)
+    print(f"report: {figs} figures, {skipped} skipped, tables and index in {args.out / 'index.md'}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,239 @@
+"""report.py: tables checked against numbers computed by hand, figures written, user errors are one line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import report
+from conftest import run_script
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BASE: dict[str, Any] = {
+    "config": "toy", "dataset_name": "digits", "model_name": "columnfc", "original": False, "defend": "",
+    "defend_arg": None, "adaptive": False, "epsilon": None, "delta": None, "auc": 60.0, "acc": 60.0,
+    "balanced_acc": 60.0, "tpr_at_1pct_fpr": 2.0, "tpr_at_0.1pct_fpr": 0.0, "n_members": 40,
+    "n_nonmembers": 40, "seed": 7, "shadow_num": 5, "split": {"victim": 0.5, "train": 0.45, "dev": 0.1,
+                                                             "test": 0.45},
+    "sensitivity": {"n": 10, "eps": 0.001}, "versions": {"torch": "2.x"}, "victim_train_acc": 99.0}
+
+
+def rec(setting: str, attack: str, acc: float, test_acc: float, pruner: str | None = None,
+        sparsity: float | None = None, shadow: tuple[str, float] | None = None, gaps: tuple = (0.1, 0.01, 5.0),
+        **extra: Any) -> dict[str, Any]:
+    """One mia.py record; the shadows default to the victim's pruner and sparsity."""
+    spruner, ssp = shadow if shadow else (pruner, sparsity)
+    return BASE | {
+        "setting": setting, "attack": attack, "paper_acc": acc, "victim_test_acc": test_acc,
+        "original": pruner is None, "pruner_name": pruner, "prune_sparsity": sparsity,
+        "shadow_pruner_name": spruner, "shadow_prune_sparsity": ssp, "confidence_gap": gaps[0],
+        "sensitivity_gap": gaps[1], "generalization_gap": gaps[2],
+        "scores_file": f"result/{BASE['config']}/mia/{setting}/{attack}.npz"} | extra
+
+
+def defended(defend: str, arg: float, acc: float, test_acc: float, adaptive: bool = False, pruner: str =
+             "l1unstructure", sparsity: float = 0.7, **extra: Any) -> dict[str, Any]:
+    setting = f"{pruner}_{sparsity:g}_{defend}_{arg:g}" + ("_adaptive" if adaptive else "")
+    return rec(setting, "samia", acc, test_acc, pruner, sparsity, defend=defend, defend_arg=arg,
+               adaptive=adaptive, **extra)
+
+
+L1 = ("l1unstructure", 0.7)
+RECORDS = [
+    rec("original", "samia", 60.0, 90.0, gaps=(0.05, 0.002, 2.0)),
+    rec("original", "conf", 58.0, 90.0, gaps=(0.05, 0.002, 2.0)),
+    rec("l1unstructure_0.5", "samia", 64.0, 89.0, *("l1unstructure", 0.5), gaps=(0.08, 0.004, 4.0)),
+    rec("l1unstructure_0.5", "conf", 61.0, 89.0, *("l1unstructure", 0.5), gaps=(0.08, 0.004, 4.0)),
+    rec("l1unstructure_0.5", "nn", 59.0, 89.0, *("l1unstructure", 0.5), gaps=(0.08, 0.004, 4.0)),
+    rec("l1unstructure_0.7", "samia", 50.0, 88.0, *L1),  # replaced by the rerun below: dedup keeps the last
+    rec("l1unstructure_0.7", "conf", 62.0, 88.0, *L1, gaps=(0.12, 0.006, 7.0)),
+    rec("l1unstructure_0.7", "mentr", 63.0, 88.0, *L1, gaps=(0.12, 0.006, 7.0)),
+    rec("slim_0.7", "samia", 66.0, 87.0, "slim", 0.7, gaps=(0.11, 0.003, 6.0)),
+    rec("l1unstructure_0.7", "samia", 70.0, 88.0, *L1, gaps=(0.12, 0.006, 7.0)),
+    # unknown settings (paper Table 1)
+    rec("l1unstructure_0.7_shadow_l1unstructure_0.5", "samia", 63.0, 88.0, *L1, shadow=("l1unstructure", 0.5)),
+    rec("l1unstructure_0.5_shadow_l1unstructure_0.7", "samia", 65.0, 89.0, "l1unstructure", 0.5,
+        shadow=("l1unstructure", 0.7)),
+    rec("slim_0.7_shadow_l1unstructure_0.5", "samia", 55.0, 87.0, "slim", 0.7, shadow=("l1unstructure", 0.5)),
+    rec("slim_0.7_shadow_slim_0.5", "samia", 60.0, 87.0, "slim", 0.7, shadow=("slim", 0.5)),
+    # defenses at l1unstructure 0.7, whose Basic is samia 70 % at test 88 % (75 % of 88 = 66)
+    defended("ppb", 1, 60.0, 87.0),                  # kept
+    defended("ppb", 4, 70.0, 66.0),                  # kept: exactly 75 % of Basic's accuracy, equal attack
+    defended("ppb", 8, 55.0, 60.0),                  # dropped: test accuracy too low
+    defended("ppb", 16, 72.0, 86.0),                 # dropped: attack higher than Basic's
+    defended("adv", 2, 75.0, 65.0),                  # dropped: both
+    defended("dpsgd", 1, 55.0, 80.0, epsilon=3.2),   # kept
+    defended("ppb", 1, 68.0, 87.0, adaptive=True),   # kept
+    defended("ppb", 1, 52.0, 85.0, pruner="slim", sparsity=0.5),  # no Basic at slim 0.5: rule not applied
+]
+OTHER = [rec("original", "conf", 51.0, 95.0) | {"config": "lonely", "scores_file": "nowhere/conf.npz"}]
+
+
+def write_scores(root: Path, setting: str, attack: str, rng: np.random.Generator, shift: float) -> None:
+    member = np.r_[np.ones(40), np.zeros(40)].astype(np.int64)
+    scores = rng.normal(size=80) + shift * member
+    folder = root / "result" / "toy" / "mia" / setting
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / f"{attack}.npz", scores=scores, decisions=(scores > 0).astype(np.int64), member=member)
+    np.savez(folder / "features.npz", conf=1 / (1 + np.exp(-scores)), sens=np.abs(rng.normal(size=80)) * 50,
+             member=member, labels=rng.integers(0, 3, 80))
+
+
+def make_logdir(root: Path, extra_lines: tuple[str, ...] = ()) -> Path:
+    """root/log/{toy,lonely}/results.jsonl plus score files for two settings of toy (others missing)."""
+    for config, records in (("toy", RECORDS), ("lonely", OTHER)):
+        folder = root / "log" / config
+        folder.mkdir(parents=True)
+        lines = [json.dumps(r) for r in records] + list(extra_lines if config == "toy" else ())
+        (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
+    rng = np.random.default_rng(0)
+    for setting, shift in (("original", 0.5), ("l1unstructure_0.7", 1.5)):
+        for attack in ("samia", "conf"):
+            write_scores(root, setting, attack, rng, shift)
+    return root / "log"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, list[str]]:
+    bad = ("{not json", json.dumps({"config": "toy"}),
+           json.dumps({"config": "toy", "setting": "slim_0.9", "attack": "nn", "paper_acc": 50.0}))
+    logdir = make_logdir(tmp_path_factory.mktemp("tables"), bad)
+    return report.load_results(logdir)
+
+
+def row(df: pd.DataFrame, **eq: Any) -> pd.Series:
+    mask = np.ones(len(df), bool)
+    for k, v in eq.items():
+        mask &= (df[k] == v).to_numpy()
+    assert mask.sum() == 1, eq
+    return df[mask].iloc[0]
+
+
+def test_load_dedups_keeping_the_last_record_and_notes_bad_lines(results):
+    df, notes = results
+    assert len(df) == len(RECORDS) - 1 + len(OTHER)
+    assert row(df, config="toy", setting="l1unstructure_0.7", attack="samia")["paper_acc"] == 70.0
+    assert len(notes) == 3 and "not valid JSON" in notes[0] and "no setting, attack, paper_acc" in notes[1]
+    assert "results.jsonl:25: no pruner_name, prune_sparsity" in notes[2]  # a pruned record needs both
+    assert df.loc[df["original"], "setting"].eq("original").all()
+    assert {"split.dev", "versions.torch"} <= set(df.columns)  # flat columns
+
+
+def test_headline_keeps_main_attacks_with_their_numbers(results):
+    head = report.headline_table(results[0])
+    assert set(head["attack"]) <= set(report.MAIN_ATTACKS) and "nn" not in set(head["attack"])
+    r = row(head, setting="l1unstructure_0.7", attack="samia")
+    assert (r["victim_test_acc"], r["paper_acc"], r["auc"], r["tpr_at_1pct_fpr"]) == (88.0, 70.0, 60.0, 2.0)
+    assert list(head.columns) == ["config", "setting", "attack", "victim_test_acc", "paper_acc", "auc",
+                                  "tpr_at_1pct_fpr"]
+
+
+def test_table1_loss_is_known_minus_unknown_over_known(results):
+    t1 = report.table1(results[0])
+    assert len(t1) == 4
+    expected = {("l1unstructure", 0.7, "l1unstructure", 0.5): (70.0, 63.0),
+                ("l1unstructure", 0.5, "l1unstructure", 0.7): (64.0, 65.0),
+                ("slim", 0.7, "l1unstructure", 0.5): (66.0, 55.0),
+                ("slim", 0.7, "slim", 0.5): (66.0, 60.0)}
+    for (p, s, sp, ss), (known, unknown) in expected.items():
+        r = row(t1, pruner_name=p, prune_sparsity=s, shadow_pruner_name=sp, shadow_prune_sparsity=ss)
+        assert (r["known_acc"], r["unknown_acc"]) == (known, unknown)
+        assert r["loss_pct"] == pytest.approx((known - unknown) / known * 100)
+    summary = report.table1_summary(t1)
+    s = row(summary, config="toy", attack="samia")
+    assert s["n_pairs"] == 4
+    assert s["mean_loss_pct"] == pytest.approx(np.mean([(k - u) / k * 100 for k, u in expected.values()]))
+
+
+def test_defense_rule_keeps_and_drops_the_right_settings(results):
+    trade = report.defense_tradeoff(results[0])
+    assert len(trade) == 8 and set(trade["attack"]) == {"samia"}
+    kept = {r.setting: (r.kept, r.reason) for r in trade.itertuples()}
+    assert kept["l1unstructure_0.7_ppb_1"] == (True, "")
+    assert kept["l1unstructure_0.7_ppb_4"] == (True, "")  # boundary: 66 = 0.75 * 88, attack equal to Basic's
+    assert kept["l1unstructure_0.7_ppb_8"] == (False, "test acc < 75% of Basic's")
+    assert kept["l1unstructure_0.7_ppb_16"] == (False, "attack acc > Basic's")
+    assert kept["l1unstructure_0.7_adv_2"] == (False, "test acc < 75% of Basic's; attack acc > Basic's")
+    assert kept["l1unstructure_0.7_dpsgd_1"] == (True, "")
+    assert kept["l1unstructure_0.7_ppb_1_adaptive"] == (True, "")
+    assert kept["slim_0.5_ppb_1"] == (True, "no Basic record: rule not applied")
+    r = row(trade, setting="l1unstructure_0.7_dpsgd_1")
+    assert (r["basic_test_acc"], r["basic_paper_acc"], r["epsilon"]) == (88.0, 70.0, 3.2)
+
+
+def test_pearson_matches_numpy_and_is_in_the_fig9_legend(results):
+    rows = report.plain(results[0])
+    rows = rows[(rows["config"] == "toy") & (rows["attack"] == "samia")]
+    x, y = rows["confidence_gap"].to_numpy(float), rows["paper_acc"].to_numpy(float)
+    r = np.corrcoef(x, y)[0, 1]
+    assert report.pearson(x, y) == pytest.approx(r)
+    assert np.isnan(report.pearson([1.0, 2.0], [3.0, 4.0])) and np.isnan(report.pearson([1, 1, 1], [1, 2, 3]))
+    labels = [s.label for s in report.gap_panel(rows, "confidence_gap", "gap").series]
+    assert f"fit, Pearson r = {r:.3f} (n=4)" in labels
+
+
+def test_main_attack_prefers_samia_then_the_strongest(results):
+    df = results[0]
+    assert report.main_attack(df) == "samia"
+    assert report.main_attack(df[df["attack"] != "samia"]) == "mentr"  # mean 63 beats conf's and nn's
+    assert report.main_attack(df, "nn") == "nn" and report.main_attack(df, "xent") is None
+
+
+@pytest.fixture(scope="module")
+def cli_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    root = tmp_path_factory.mktemp("cli")
+    make_logdir(root)
+    done = run_script("report.py", "log", "--out", "out", cwd=root, timeout=120)
+    return root / "out", done
+
+
+def test_cli_writes_tables_figures_and_index(cli_report):
+    out, done = cli_report
+    assert done.returncode == 0, done.stderr
+    assert "report:" in done.stdout
+    for name in ("all_results.csv", "headline.csv", "headline.md", "table1_unknown.csv", "table1.md",
+                 "defense_tradeoff.csv", "defense_tradeoff.md", "index.md"):
+        assert (out / name).stat().st_size > 0, name
+    pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert {"fig1_divergence_toy.png", "fig7_acc_vs_testacc_toy.png", "fig8_acc_vs_sparsity_toy.png",
+            "fig9_gaps_toy.png", "fig10_attacks_toy.png", "fig12_unknown_sparsity_toy.png",
+            "defense_toy_l1unstructure_0.7_nonadaptive.png", "defense_toy_l1unstructure_0.7_adaptive.png",
+            "defense_toy_slim_0.5_nonadaptive.png", "roc/toy/original.png", "roc/toy/l1unstructure_0.7.png"} \
+        <= set(pngs)
+    for p in pngs:
+        assert (out / p).read_bytes()[:8] == PNG_MAGIC, p
+    index = (out / "index.md").read_text()
+    assert all(f"]({p})" in index for p in pngs)
+    assert "skipped: Fig 1 for lonely" in index and "skipped: ROC for toy slim_0.7" in index
+    assert "skipped: Figs 18-19 for toy slim 0.5 (adaptive)" in index
+    assert "no scores for mentr" in index  # l1unstructure_0.7 has samia and conf scores only
+    assert len(pd.read_csv(out / "all_results.csv")) == len(RECORDS) - 1 + len(OTHER)
+    md = (out / "defense_tradeoff.md").read_text()
+    assert "| kept |" in md.replace("kept | why dropped", "kept |") and "attack acc > Basic's" in md
+
+
+def test_missing_logdir_is_one_error_line_exit_2(tmp_path: Path):
+    done = run_script("report.py", "nolog", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("layout", ["empty", "blank_results", "one_config_folder"])
+def test_logdir_without_results_is_a_user_error(tmp_path: Path, layout: str, capsys: pytest.CaptureFixture):
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    if layout == "blank_results":
+        (logdir / "toy").mkdir()
+        (logdir / "toy" / "results.jsonl").write_text("\n")
+    if layout == "one_config_folder":
+        (logdir / "results.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        report.run_main(lambda: report.main([str(logdir), "--out", str(tmp_path / "out")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
