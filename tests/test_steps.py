@@ -1,0 +1,112 @@
+"""Steps 2 and 3 end to end on digits, run as a user would run them (one pretrain shared by the module)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import pruner
+from conftest import ROOT, run_script
+from models import build_model
+
+FAST = ("--shadow_num", "1", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
+        "--threads", "1")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working folder where both quick digits configs have been pretrained once."""
+    root = tmp_path_factory.mktemp("steps")
+    shutil.copytree(ROOT / "config", root / "config")
+    for cfg in ("digits_columnfc", "digits_resnet18"):
+        out = run_script("pretrain.py", "cpu", f"config/{cfg}.json", *FAST, cwd=root)
+        assert out.returncode == 0, out.stderr
+    return root
+
+
+def steps(work: Path, script: str, cfg: str, *args: str):
+    return run_script(script, "cpu", f"config/{cfg}.json", *args, *FAST, cwd=work)
+
+
+def one_error_line(out) -> str:
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("approach", ["l1unstructure", "l1structure", "slim"])
+def test_saved_masks_are_the_rule_applied_to_the_pretrained_weights(work: Path, approach: str) -> None:
+    out = steps(work, "prune.py", "digits_resnet18", "--pruner_name", approach, "--prune_sparsity", "0.5")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("of pruned layers") == 2  # one summary line per model
+    root = work / "result" / "digits_resnet18"
+    original = build_model("resnet18", 10, 1)
+    original.load_state_dict(torch.load(root / "victim_model" / "best.pth", weights_only=True)["state"])
+    expected = pruner.compute_masks(original, approach, 0.5)
+    saved = torch.load(root / f"{approach}_0.5_model" / "best.pth", weights_only=True)
+    assert set(saved["masks"]) == set(expected)
+    for key, mask in expected.items():
+        assert torch.equal(saved["masks"][key], mask), key
+        assert torch.all(saved["state"][key][mask == 0] == 0), key   # exact zeros after fine-tuning
+    assert not any(k.endswith(("_orig", "_mask")) for k in saved["state"])  # plain names
+    assert abs(saved["sparsity"]["pruned_layers"] - 0.5) < 0.02
+
+
+def test_structured_pruning_of_an_mlp_is_refused(work: Path) -> None:
+    line = one_error_line(steps(work, "prune.py", "digits_columnfc", "--pruner_name", "l2structure"))
+    assert "l2structure prunes Conv2d filters but model columnfc has none" in line
+
+
+def test_unknown_defense_and_step_order_errors(work: Path, tmp_path: Path) -> None:
+    assert "valid" in one_error_line(steps(work, "prune.py", "digits_columnfc", "--defend", "ppv"))
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    line = one_error_line(run_script("prune.py", "cpu", "config/digits_columnfc.json", cwd=tmp_path))
+    assert "victim_model/best.pth not found" in line and "python pretrain.py" in line
+
+
+def test_attacks_all_on_pruned_and_original_write_records(work: Path) -> None:
+    assert steps(work, "prune.py", "digits_columnfc", "--prune_sparsity", "0.7").returncode == 0
+    for extra in ((), ("--original",)):
+        out = steps(work, "mia.py", "digits_columnfc", "--prune_sparsity", "0.7", "--attacks", "all", *extra)
+        assert out.returncode == 0, out.stderr
+        assert "SAMIA attack accuracy" in out.stdout and "TPR@1%" in out.stdout
+    records = [json.loads(l) for l in (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()]
+    attacks = {"samia", "conf", "xent", "entr", "mentr", "top1_conf", "hconf", "nn", "nn_top3", "nn_cls", "blindmi"}
+    for original in (False, True):
+        mine = [r for r in records if r["original"] is original]
+        assert {r["attack"] for r in mine} == attacks and len(mine) == len(attacks)
+        for r in mine:
+            assert r["n_members"] == 403 and r["n_nonmembers"] == 405
+            assert 0 <= r["auc"] <= 100 and r["victim_sparsity"] == pytest.approx(0.0 if original else 0.7, abs=0.01)
+            assert (work / r["scores_file"]).is_file()
+    rerun = steps(work, "mia.py", "digits_columnfc", "--prune_sparsity", "0.7", "--attacks", "all")
+    assert "finished earlier, skipped" in rerun.stdout
+
+
+def test_mia_errors_name_the_fix(work: Path) -> None:
+    line = one_error_line(steps(work, "mia.py", "digits_columnfc", "--attacks", "samia,lira"))
+    assert "lira" in line and "samia" in line and "blindmi" in line
+    line = one_error_line(steps(work, "mia.py", "digits_columnfc", "--prune_sparsity", "0.9"))
+    assert "l1unstructure_0.9_model" in line and "python prune.py" in line and "--prune_sparsity 0.9" in line
+
+
+@pytest.mark.parametrize("defense, arg", [("ppb", "4"), ("adv", "2"), ("dp", "0.1"), ("dpsgd", "1"),
+                                          ("relaxloss", "1")])
+def test_each_defense_runs_adaptive_and_not(work: Path, defense: str, arg: str) -> None:
+    common = ("--prune_sparsity", "0.6", "--attacks", "threshold")
+    for extra in ((), ("--defend", defense, "--defend_arg", arg)):
+        out = steps(work, "prune.py", "digits_columnfc", "--prune_sparsity", "0.6", *extra)
+        assert out.returncode == 0, out.stderr
+    if defense == "dpsgd":
+        assert "epsilon" in out.stdout
+    for adaptive in ((), ("--adaptive",)):
+        out = steps(work, "mia.py", "digits_columnfc", *common, "--defend", defense, "--defend_arg", arg, *adaptive)
+        assert out.returncode == 0, out.stderr
+    records = [json.loads(l) for l in (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()]
+    mine = [r for r in records if r["defend"] == defense]
+    assert {r["adaptive"] for r in mine} == {False, True} and all(r["defend_arg"] == float(arg) for r in mine)
+    assert (work / "result" / "digits_columnfc" / f"l1unstructure_0.6_{defense}_{float(arg)}_model").is_dir()
