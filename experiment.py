@@ -147,7 +147,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     """Flags every step shares; each flag that mirrors a config key defaults to None (= use the JSON)."""
-    p = argparse.ArgumentParser(description=description,
+    p = argparse.ArgumentParser(description=description, usage="%(prog)s [DEVICE] CONFIG [options]",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("positional", nargs="+", metavar="[DEVICE] CONFIG",
                    help="optional device (GPU id like 0, or cpu) then the JSON config path")

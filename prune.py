@@ -17,7 +17,7 @@ import time
 import torch
 
 import pruner
-from defenses import DEFENSES, make_defense
+from defenses import DEFEND_ARG_DEFAULTS, DEFENSES, defend_arg_help, make_defense
 from errors import UserError
 from experiment import atomic_torch_save, base_parser, log, parse, run_main
 from models import build_model
@@ -32,14 +32,16 @@ def add_prune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune_sparsity", type=float, default=0.7, help="fraction of the targeted weights removed")
     p.add_argument("--defend", default="", help="defense during fine-tuning: '' (basic) or one of: "
                    + ", ".join(DEFENSES))
-    p.add_argument("--defend_arg", type=float, default=4.0,
-                   help="the defense's strength: ppb lambda, adv alpha, dp/dpsgd noise multiplier, relaxloss alpha")
+    p.add_argument("--defend_arg", type=float, default=None,
+                   help="the defense's strength (" + defend_arg_help() + ")")
     p.add_argument("--dp_clip", type=float, default=1.0, help="dpsgd per-example clipping norm")
     p.add_argument("--dp_delta", type=float, default=1e-5, help="dpsgd delta at which epsilon is reported")
 
 
 def check_prune_flags(args: argparse.Namespace, model_name: str, model: torch.nn.Module) -> None:
     """Every flag problem surfaces before data are loaded or anything is trained."""
+    if args.defend_arg is None:  # each defense's own default (the artifact: ppb/adv 4.0, dp 0.1)
+        args.defend_arg = DEFEND_ARG_DEFAULTS.get(args.defend, 4.0)
     pruner.validate_pruner_name(args.pruner_name)
     pruner.validate_sparsity(args.prune_sparsity)
     pruner.require_targets(model, args.pruner_name, model_name)
