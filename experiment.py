@@ -160,6 +160,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="pretraining epochs (overrides the config)")
     p.add_argument("--prune_epochs", type=int, default=None, help="fine-tuning epochs (config default epochs // 2)")
     p.add_argument("--attack_epochs", type=int, default=None, help="epochs of the learned attacks (config default 100)")
+    p.add_argument("--attack_lr", type=float, default=None, help="learning rate of the learned attacks (config default 0.001)")
     p.add_argument("--data_root", default=None, help="folder holding the datasets (config default data/datasets)")
     p.add_argument("--overwrite", action="store_true", help="redo finished steps instead of skipping them")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
@@ -172,7 +173,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 CONFIG_FLAGS = ("seed", "batch_size", "early_stop", "shadow_num", "epochs", "data_root", "prune_epochs",
-                "attack_epochs")
+                "attack_epochs", "attack_lr")
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tuple[argparse.Namespace, Config]:
