@@ -62,8 +62,8 @@ class Experiment:
                 cmds.append(step("mia.py", f"{prune(p, s)} --defend {d} --defend_arg {a}{adaptive} "
                                            f"--attacks {self.study_attacks}"))
         rng = random.Random(self.config)  # the same draws on every run
-        for _ in range(self.unknown):
-            (p, s), (p2, s2) = rng.sample(plain, 2)
+        pairs = [(v, sh) for v in plain for sh in plain if v != sh]
+        for (p, s), (p2, s2) in rng.sample(pairs, min(self.unknown, len(pairs))):  # distinct draws
             cmds.append(step("mia.py", f"{prune(p, s)} --shadow_pruner_name {p2} --shadow_prune_sparsity {s2} "
                                        f"--attacks {self.study_attacks}"))
         return cmds

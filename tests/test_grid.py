@@ -1,0 +1,56 @@
+"""run_all.sh's grid: the commands it expands to, resuming by stamps, and failures that do not stop the rest."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from grid import PAPER, QUICK, Experiment, run_chain, stamp
+
+
+def test_block_expands_in_dependency_order() -> None:
+    cmds = Experiment("c", pruners=("slim",), sparsities=(0.5,), defenses={"ppb": (4,)}, flags="--x 1").commands()
+    assert cmds == [
+        "python pretrain.py config/c.json --x 1",
+        "python prune.py config/c.json --pruner_name slim --prune_sparsity 0.5 --x 1",
+        "python prune.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --defend ppb --defend_arg 4 --x 1",
+        "python mia.py config/c.json --original --attacks all --x 1",
+        "python mia.py config/c.json --pruner_name slim --prune_sparsity 0.5 --attacks all --x 1",
+        "python mia.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --defend ppb --defend_arg 4 "
+        "--attacks all --x 1",
+        "python mia.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --defend ppb --defend_arg 4 "
+        "--adaptive --attacks all --x 1",
+    ]
+
+
+def test_paper_grid_covers_the_paper() -> None:
+    cmds = [c for e in PAPER for c in e.commands()]
+    prunes = [c for c in cmds if c.startswith("python prune.py") and "--defend" not in c]
+    # 12 CNN configs x 4 approaches x 5 sparsities + 3 tabular x 5 + Table 2's 3 splits x 1
+    assert len(prunes) == 12 * 4 * 5 + 3 * 5 + 3
+    assert sum("--shadow_pruner_name" in c for c in cmds) == 12 * 20  # Table 1: 20 draws per CNN config
+    assert any("cifar10_resnet18.json --pruner_name l1structure --prune_sparsity 0.6 --defend adv" in c for c in cmds)
+    assert len(cmds) == len(set(cmds))
+
+
+def test_quick_grid_touches_every_attack_defense_and_approach() -> None:
+    text = "\n".join(c for e in QUICK for c in e.commands())
+    for word in ("l1unstructure", "l1structure", "l2structure", "slim", "--original", "--adaptive",
+                 "--shadow_prune_sparsity", "--attacks all", *(f"--defend {d} " for d in
+                                                               ("ppb", "adv", "dp", "dpsgd", "relaxloss"))):
+        assert word in text, word
+
+
+def test_resume_and_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.py").write_text("import sys; open('ran.txt', 'a').write(sys.argv[1] + '\\n')\n")
+    (tmp_path / "bad.py").write_text("import sys; sys.stderr.write('error: boom (hint)\\n'); sys.exit(2)\n")
+    chain = ["python ok.py config/a.json", "python bad.py config/a.json", "python ok.py config/b.json"]
+    failed = run_chain(chain, sys.executable, 1, [0], 3)
+    assert len(failed) == 1 and "bad.py" in failed[0] and "error: boom (hint)" in failed[0]
+    assert (tmp_path / "ran.txt").read_text().split() == ["config/a.json", "config/b.json"]  # the rest went on
+    assert stamp(chain[0]).exists() and not stamp(chain[1]).exists()
+    assert len(run_chain(chain, sys.executable, 1, [0], 3)) == 1  # only the failed one is retried
+    assert (tmp_path / "ran.txt").read_text().split() == ["config/a.json", "config/b.json"]  # skipped on rerun
+    assert "skip (done)" in capsys.readouterr().out
