@@ -172,6 +172,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_workers_flag(p: argparse.ArgumentParser) -> None:
+    """For the steps that train one model per role (pretrain.py, prune.py)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help="train the victim and shadows in this many processes sharing the cores "
+                        "(each gets threads // workers torch threads); faster for small models")
+
+
 CONFIG_FLAGS = ("seed", "batch_size", "early_stop", "shadow_num", "epochs", "data_root", "prune_epochs",
                 "attack_epochs", "attack_lr")
 

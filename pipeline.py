@@ -3,11 +3,13 @@ each model lives on disk (DESIGN §9 names, as in the artifact)."""
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -122,6 +124,44 @@ def model_label(shadow: int | None) -> str:
 def roles(cfg: Config) -> list[int | None]:
     """The victim first, then every shadow, the order in which the artifact trains them."""
     return [None, *range(cfg.shadow_num)]
+
+
+ModelWork = Callable[[Experiment, "int | None"], None]
+
+
+def for_each_model(exp: Experiment, work: ModelWork, log_name: str) -> None:
+    """Run `work(exp, shadow)` for the victim and every shadow.
+
+    With `--workers N` (N > 1) the models are spread round-robin over N spawned processes sharing the
+    cores, each with (threads // N) torch threads: small models use 2+ threads poorly, so N one-thread
+    processes finish the same models sooner (bench.py section 5 measures it). Each model has its own seed,
+    so the models are the same as in one process up to float reduction order (thread count).
+    """
+    workers = getattr(exp.args, "workers", 1) or 1
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    todo = roles(exp.cfg)
+    if workers == 1 or len(todo) == 1:
+        for shadow in todo:
+            work(exp, shadow)
+        return
+    workers = min(workers, len(todo))
+    threads = max(1, (exp.args.threads or torch.get_num_threads()) // workers)
+    log.info(f"Training {len(todo)} models in {workers} processes with {threads} torch thread(s) each")
+    # spawn, not fork: a forked child of a process that already ran OpenMP/oneDNN code can deadlock.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_model_worker, exp.args, exp.cfg, log_name, work, todo[k::workers], threads)
+                for k in range(workers)]
+        for job in jobs:
+            job.result()  # re-raises a worker's UserError here, after the other workers finished
+
+
+def _model_worker(args: argparse.Namespace, cfg: Config, log_name: str, work: ModelWork,
+                  shadows: list[int | None], threads: int) -> None:
+    args = argparse.Namespace(**vars(args) | {"threads": threads, "workers": 1})
+    exp = open_experiment(args, cfg, log_name)
+    for shadow in shadows:
+        work(exp, shadow)
 
 
 def fresh_model(exp: Experiment) -> nn.Module:

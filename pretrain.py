@@ -1,6 +1,6 @@
 """Step 1: split the data, then train the victim and `shadow_num` shadow models (the originals).
 
-    python pretrain.py [DEVICE] CONFIG [--shadow_num 5 --seed 7 --batch_size 128 --early_stop 5]
+    python pretrain.py [DEVICE] CONFIG [--shadow_num 5 --seed 7 --batch_size 128 --early_stop 5 --workers 1]
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from experiment import atomic_torch_save, base_parser, log, parse, run_main
-from pipeline import Experiment, fresh_model, model_dir, model_label, open_experiment, roles, train_config
+from experiment import add_workers_flag, atomic_torch_save, base_parser, log, parse, run_main
+from pipeline import Experiment, for_each_model, fresh_model, model_dir, model_label, open_experiment, train_config
 from training import evaluate, fit
 
 
@@ -46,10 +46,10 @@ def main() -> None:
     parser = base_parser("Step 1: train the victim and the shadow models (originals).")
     parser.add_argument("--download", action="store_true",
                         help="let torchvision download CIFAR/SVHN into data_root when missing")
+    add_workers_flag(parser)
     args, cfg = parse(parser)
     exp = open_experiment(args, cfg, "pretrain.log", remake_split=args.overwrite)
-    for shadow in roles(cfg):
-        train_original(exp, shadow)
+    for_each_model(exp, train_original, "pretrain.log")
 
 
 if __name__ == "__main__":

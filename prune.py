@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import functools
 import time
 
 import torch
@@ -19,10 +20,10 @@ import torch
 import pruner
 from defenses import DEFEND_ARG_DEFAULTS, DEFENSES, defend_arg_help, make_defense
 from errors import UserError
-from experiment import atomic_torch_save, base_parser, log, parse, run_main
+from experiment import add_workers_flag, atomic_torch_save, base_parser, log, parse, run_main
 from models import build_model
-from pipeline import (Experiment, load_model, model_dir, model_label, open_experiment, prune_prefix, roles,
-                      step_command, train_config)
+from pipeline import (Experiment, for_each_model, load_model, model_dir, model_label, open_experiment,
+                      prune_prefix, roles, step_command, train_config)
 from training import evaluate, fit
 
 
@@ -102,6 +103,7 @@ def prune_one(exp: Experiment, shadow: int | None, prefix: str) -> None:
 def main() -> None:
     parser = base_parser("Step 2: prune and fine-tune the victim and shadow models, optionally defended.")
     add_prune_flags(parser)
+    add_workers_flag(parser)
     args, cfg = parse(parser)
     check_prune_flags(args, cfg.model_name, build_model(cfg.model_name, cfg.num_cls, cfg.input_dim))
     prefix = prune_prefix(args.pruner_name, args.prune_sparsity, args.defend, args.defend_arg)
@@ -111,8 +113,7 @@ def main() -> None:
         if not path.exists():
             raise UserError(f"original model {path} not found (step 1 has not run)",
                             f"run first: {step_command('pretrain.py', exp)}")
-    for shadow in roles(cfg):
-        prune_one(exp, shadow, prefix)
+    for_each_model(exp, functools.partial(prune_one, prefix=prefix), f"prune_{prefix}.log")
 
 
 if __name__ == "__main__":

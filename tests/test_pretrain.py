@@ -43,3 +43,39 @@ def test_misspelt_config_key_is_one_line_exit_2(in_tmp: Path) -> None:
     out = run_script("pretrain.py", "cpu", "bad.json", cwd=in_tmp)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "unknown config key 'epoch'" in out.stderr
+
+
+def _states(root: Path, names: list[str]) -> list[dict[str, torch.Tensor]]:
+    return [torch.load(root / n / "best.pth", weights_only=True)["state"] for n in names]
+
+
+def test_workers_train_the_same_models_as_one_process(in_tmp: Path) -> None:
+    # One thread per model on both sides (2 threads // 2 workers), so even the float reduction order is
+    # the same and the weights must be bit-identical: the workers only change where a model is trained.
+    base = ("cpu", "config/digits_columnfc.json", "--shadow_num", "2", "--epochs", "3", "--quiet")
+    names = ["victim_model", "shadow_model_0", "shadow_model_1"]
+    one = run_script("pretrain.py", *base, "--threads", "1", cwd=in_tmp)
+    assert one.returncode == 0, one.stderr
+    sequential = _states(in_tmp / "result" / "digits_columnfc", names)
+    two = run_script("pretrain.py", *base, "--threads", "2", "--workers", "2", "--overwrite", cwd=in_tmp)
+    assert two.returncode == 0, two.stderr
+    assert "3 models in 2 processes with 1 torch thread(s) each" in two.stdout
+    assert sorted(l.split()[0] for l in two.stdout.splitlines() if "% accuracy" in l) == sorted(names)
+    for a, b in zip(sequential, _states(in_tmp / "result" / "digits_columnfc", names)):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_failing_worker_is_one_line_exit_2_and_keeps_the_other_models(in_tmp: Path) -> None:
+    base = ("cpu", "config/digits_columnfc.json", "--shadow_num", "2", "--epochs", "2", "--quiet")
+    assert run_script("pretrain.py", *base, cwd=in_tmp).returncode == 0
+    root = in_tmp / "result" / "digits_columnfc"
+    (root / "shadow_model_1" / "best.pth").write_bytes(b"not a checkpoint")
+    # Worker 0 prunes the victim, then meets the broken shadow 1; worker 1 prunes shadow 0.
+    out = run_script("prune.py", *base, "--pruner_name", "l1unstructure", "--prune_sparsity", "0.5",
+                     "--prune_epochs", "1", "--workers", "2", cwd=in_tmp)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    errors = [l for l in out.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and "shadow_model_1" in errors[0]
+    assert (root / "l1unstructure_0.5_model" / "best.pth").exists()
+    assert (root / "shadow_l1unstructure_0.5_model_0" / "best.pth").exists()
+    assert not (root / "shadow_l1unstructure_0.5_model_1").exists()
