@@ -14,8 +14,9 @@ import random
 import shlex
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,34 +101,67 @@ def stamp(command: str) -> Path:
     return Path("log") / config / ".done" / hashlib.sha1(command.encode()).hexdigest()[:16]
 
 
-def run_chain(commands: list[str], python: str, threads: int, counter: list[int], total: int) -> list[str]:
-    """Run one config's commands in order; returns the failed ones (the rest of the chain still runs,
-    its dependents then fail fast with a clear 'run this first' error)."""
-    failed = []
-    for cmd in commands:
-        counter[0] += 1
-        n = counter[0]
+class Runner:
+    """Runs grid commands as subprocesses: skips stamped ones, stamps successes, collects failures.
+
+    Thread-safe: several commands of one config may run at once, so the progress counter and each
+    config's `run_all.out` are guarded (a command's output is written in one piece when it ends)."""
+
+    def __init__(self, python: str, threads: int, total: int) -> None:
+        self.python, self.threads, self.total = python, threads, total
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def run(self, cmd: str) -> str | None:
+        """Run one command unless stamped; returns None on success, else the command and its last line."""
         if stamp(cmd).exists():
-            print(f"[{n}/{total}] skip (done)  {cmd}", flush=True)
-            continue
-        argv = [python, *shlex.split(cmd)[1:], "--quiet", "--device", "auto", "--threads", str(threads)]
+            self._say(f"skip (done)  {cmd}")
+            return None
+        argv = [self.python, *shlex.split(cmd)[1:], "--quiet", "--device", "auto", "--threads", str(self.threads)]
+        start = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        secs = time.perf_counter() - start
         out = Path("log") / Path(shlex.split(cmd)[2]).stem / "run_all.out"
         out.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with open(out, "a") as f:
-            f.write(f"\n$ {cmd}\n")
-            f.flush()
-            proc = subprocess.run(argv, stdout=f, stderr=subprocess.PIPE, text=True)
-            f.write(proc.stderr)
-        secs = time.perf_counter() - start
+        with self.lock, open(out, "a") as f:
+            f.write(f"\n$ {cmd}\n{proc.stdout}{proc.stderr}")
         if proc.returncode == 0:
             stamp(cmd).parent.mkdir(parents=True, exist_ok=True)
             stamp(cmd).write_text(cmd + "\n")
-            print(f"[{n}/{total}] done {secs:6.1f}s  {cmd}", flush=True)
-        else:
-            last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-            print(f"[{n}/{total}] FAILED {secs:6.1f}s  {cmd}\n    {last}", flush=True)
-            failed.append(f"{cmd}\n    {last}")
+            self._say(f"done {secs:6.1f}s  {cmd}")
+            return None
+        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+        self._say(f"FAILED {secs:6.1f}s  {cmd}\n    {last}")
+        return f"{cmd}\n    {last}"
+
+    def chain(self, commands: list[str]) -> list[str]:
+        """Run commands in order; returns the failed ones. The rest still run: a dependent of a failed
+        command then fails fast with a clear 'run this first' error of its own."""
+        return [f for f in map(self.run, commands) if f is not None]
+
+    def _say(self, msg: str) -> None:
+        with self.lock:
+            self.count += 1
+            print(f"[{self.count}/{self.total}] {msg}", flush=True)
+
+
+def is_attack(command: str) -> bool:
+    return shlex.split(command)[1] == "mia.py"
+
+
+def run_grid(chains: list[list[str]], runner: Runner, jobs: int) -> list[str]:
+    """Each config's training steps (pretrain, then its prunes) run in order; once they are done, its
+    attacks, which only read checkpoints, join one shared queue. So `jobs` workers stay busy to the end
+    instead of waiting on the config with the most attacks. Returns the failed commands."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        def train_then_queue(chain: list[str]) -> tuple[list[str], list[Future]]:
+            failed = runner.chain([c for c in chain if not is_attack(c)])
+            return failed, [pool.submit(runner.run, c) for c in chain if is_attack(c)]
+
+        failed: list[str] = []
+        for build in [pool.submit(train_then_queue, chain) for chain in chains]:
+            train_failed, attacks = build.result()
+            failed += train_failed + [f for f in (a.result() for a in attacks) if f is not None]
     return failed
 
 
@@ -135,7 +169,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Run an experiment grid (see run_all.sh).")
     p.add_argument("--profile", choices=PROFILES, required=True)
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    p.add_argument("--jobs", type=int, default=1, help="configs run side by side")
+    p.add_argument("--jobs", type=int, default=1, help="commands run side by side (a config's training steps in order, then its attacks in a shared queue)")
     args = p.parse_args()
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
@@ -148,12 +182,9 @@ def main() -> None:
     if missing:
         raise UserError(f"config files missing: {', '.join(missing)}", "run from the repository root")
     total = sum(len(c) for c in chains)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    counter = [0]
+    runner = Runner(sys.executable, threads=max(1, (os.cpu_count() or 1) // args.jobs), total=total)
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        failed = [f for fs in pool.map(lambda c: run_chain(c, sys.executable, threads, counter, total), chains)
-                  for f in fs]
+    failed = run_grid(chains, runner, args.jobs)
     print(f"grid {args.profile}: {total - len(failed)}/{total} commands succeeded in "
           f"{time.perf_counter() - start:.0f} s")
     if failed:

@@ -9,7 +9,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torchvision.models import DenseNet, resnet18 as tv_resnet18
 
 from errors import UserError
 
@@ -32,6 +31,8 @@ def resnet18(num_cls: int, input_dim: int) -> nn.Module:
 
     The adaptive average pool lets the same network take 8x8 digits (8→4→4→2→1→1).
     """
+    from torchvision.models import resnet18 as tv_resnet18  # here: importing torchvision costs ~2.5 s
+
     model = tv_resnet18(num_classes=num_cls)
     model.conv1 = nn.Conv2d(input_dim, 64, kernel_size=3, stride=1, padding=1, bias=False)
     return model
@@ -39,6 +40,8 @@ def resnet18(num_cls: int, input_dim: int) -> nn.Module:
 
 def densenet121(num_cls: int, input_dim: int) -> nn.Module:
     """DenseNet-121 (growth 32, blocks 6/12/24/16, 64 stem features, bn_size 4) with a 3x3/1 stem conv."""
+    from torchvision.models import DenseNet
+
     model = DenseNet(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4,
                      num_classes=num_cls)
     model.features.conv0 = nn.Conv2d(input_dim, 64, kernel_size=3, stride=1, padding=1, bias=False)

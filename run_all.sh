@@ -3,7 +3,7 @@
 #
 #   bash run_all.sh --quick            CPU, embedded data (digits, synthetic_purchase); 35 min measured on 2 busy cores
 #   bash run_all.sh --paper            the paper's full grid; a GPU machine with the datasets in data/datasets
-#   options: --dry-run (print the commands), --jobs N (configs side by side; default 2 for --quick, 1 for --paper)
+#   options: --dry-run (print the commands), --jobs N (commands side by side; default 2 for --quick, 1 for --paper)
 #
 # The grid itself lives in grid.py (one line per config block). A rerun skips finished commands; a failing
 # command is reported at the end and does not stop the others.
