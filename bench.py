@@ -1,0 +1,597 @@
+"""Where the time goes: the training loop vs a bare optimiser step, sensitivity features, threshold fitting,
+the wall time of every step of one full setting run through the real scripts, and the victim + shadows
+trained in one process vs `--workers` processes.
+
+    python bench.py [--quick] [--threads N] [--configs digits_resnet18,synthetic_purchase_columnfc]
+                    [--sections train,sens,threshold,pipeline,workers]
+
+Prints Markdown tables (paste them into the README); writes nothing in the repository (sections 4-5 run in
+temporary folders). Every comparison is measured in the same run, with the two sides interleaved and the
+best of several repeats kept, so a noisy, shared machine biases both sides alike; the load average at the
+start and end is printed so a reader can judge the noise. --quick takes about 3-5 minutes on 2 CPU cores,
+the full run about 13 (measured).
+"""
+from __future__ import annotations
+
+import os
+
+# Idle OpenMP threads sleep instead of spinning, as in the step scripts (spinning made small models 10x
+# slower on 2 loaded cores). Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import contextlib
+import copy
+import json
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+import datasets  # noqa: E402
+import pipeline  # noqa: E402
+import training  # noqa: E402
+from attackers.features import _inference, _softmax64, sensitivity  # noqa: E402
+from attackers.threshold import ThresholdAttack, fit_threshold, fit_threshold_exhaustive  # noqa: E402
+from attackers.base import AttackInput  # noqa: E402
+from experiment import Config, load_config  # noqa: E402
+from models import build_model, count_parameters  # noqa: E402
+from training import SplitTensors, TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
+
+CONFIGS = ("digits_resnet18", "synthetic_purchase_columnfc")
+SECTIONS = ("train", "sens", "threshold", "pipeline", "workers")
+THRESHOLD_FAMILY = ("conf", "xent", "entr", "mentr", "top1_conf", "hconf")  # ThresholdAttack's six results
+ATTACK_ORDER = ("threshold", "nn", "nn_top3", "nn_cls", "samia", "blindmi")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+@dataclass
+class Profile:
+    """How hard each section works; --quick trades repeats and pipeline length for time."""
+
+    repeats: int          # best-of repeats of every timed comparison
+    min_seconds: float    # each timed sample runs at least this long (whole epochs / steps)
+    fit_epochs: int       # epochs of the instrumented fit() run
+    exhaustive_rows: int  # subsample for the O(n^2) threshold search
+    pipeline: dict[str, list[str]]  # per config: extra flags for the three step scripts
+    workers: dict[str, list[str]]   # per config: pretrain.py flags of the one-process vs N-process race
+
+
+PROFILES = {
+    # resnet18 on CPU costs ~100x more per row than columnfc, so its quick setting is shorter still.
+    "quick": Profile(repeats=2, min_seconds=0.5, fit_epochs=2, exhaustive_rows=3000,
+                     pipeline={"digits_resnet18": ["--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2",
+                                                   "--attack_epochs", "5"],
+                               "synthetic_purchase_columnfc": ["--shadow_num", "2", "--epochs", "5",
+                                                               "--prune_epochs", "3", "--attack_epochs", "5"]},
+                     workers={"digits_resnet18": ["--shadow_num", "3", "--epochs", "2", "--early_stop", "2"],
+                              "synthetic_purchase_columnfc": ["--shadow_num", "3", "--epochs", "10"]}),
+    # Full: columnfc as configured (5 shadows, 50 + 25 epochs) except the attack epochs (SAMIA at 100 epochs
+    # on 5 shadows alone takes ~15 min on 2 cores); resnet18 with 3 shadows and short epochs.
+    "full": Profile(repeats=4, min_seconds=1.0, fit_epochs=4, exhaustive_rows=5000,
+                    pipeline={"digits_resnet18": ["--shadow_num", "3", "--epochs", "6", "--prune_epochs", "3",
+                                                  "--attack_epochs", "20"],
+                              "synthetic_purchase_columnfc": ["--attack_epochs", "20"]},
+                    workers={"digits_resnet18": ["--shadow_num", "3", "--epochs", "4", "--early_stop", "4"],
+                             "synthetic_purchase_columnfc": ["--shadow_num", "5"]}),
+}
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def fmt_rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def fmt_s(v: float) -> str:
+    if v >= 100:
+        return f"{v:,.0f} s"
+    if v >= 1:
+        return f"{v:.2f} s"
+    if v >= 1e-3:
+        return f"{v * 1e3:.1f} ms"
+    return f"{v * 1e6:.0f} µs"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def say(msg: str) -> None:
+    """Progress goes to stderr so stdout is only the Markdown to paste."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def load_experiment(stem: str) -> tuple[Config, datasets.Pool, datasets.Splits]:
+    cfg = load_config(ROOT / "config" / f"{stem}.json")
+    root = Path(cfg.data_root)
+    pool = datasets.load_pool(cfg.dataset_name, root if root.is_absolute() else ROOT / root,
+                              input_dim=cfg.input_dim, num_cls=cfg.num_cls)
+    splits = datasets.make_splits(len(pool.y), seed=cfg.seed, shadow_num=cfg.shadow_num, **cfg.split)
+    return cfg, pool, splits
+
+
+CPU = torch.device("cpu")
+
+
+def channels_last(x: torch.Tensor) -> bool:
+    """The memory format the step scripts use for this data on the CPU (pipeline.channels_last)."""
+    rule = getattr(pipeline, "channels_last", None)
+    return bool(rule(CPU, x)) if rule is not None else False
+
+
+def victim_tensors(pool: datasets.Pool, splits: datasets.Splits) -> SplitTensors:
+    """The victim's splits, in the memory format pipeline.open_experiment gives them."""
+    x = pool.x.contiguous(memory_format=torch.channels_last) if channels_last(pool.x) else pool.x
+    pieces = []
+    for idx in (splits.victim_train, splits.victim_dev, splits.victim_test):
+        t = torch.as_tensor(idx, dtype=torch.long)
+        pieces += [x[t], pool.y[t]]
+    return SplitTensors(*pieces)
+
+
+def train_config(cfg: Config, epochs: int = 1) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, early_stop=epochs, optimizer=cfg.optimizer,
+                       lr=cfg.lr, weight_decay=cfg.weight_decay, progress=False)
+
+
+def fresh(cfg: Config, x: torch.Tensor, seed: int = 0) -> nn.Module:
+    """A new model placed as pipeline.place places it (channels_last when the pipeline uses it)."""
+    torch.manual_seed(seed)
+    model = build_model(cfg.model_name, cfg.num_cls, cfg.input_dim)
+    return model.to(memory_format=torch.channels_last) if channels_last(x) else model
+
+
+# ------------------------------------------------------------------------------------ 1. training loop
+
+def floor_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
+                batches: list[tuple[torch.Tensor, torch.Tensor]], repeat: int) -> None:
+    """The floor: forward + backward + optimiser step on fixed in-memory batches, nothing else."""
+    model.train()
+    for _ in range(repeat):
+        for x, y in batches:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+
+@contextlib.contextmanager
+def timed(module: Any, name: str, sink: dict[str, float]) -> Iterator[None]:
+    """Wrap module.name so every call adds its wall time to sink[name]; restored on exit."""
+    original = getattr(module, name)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        t0 = now()
+        try:
+            return original(*a, **k)
+        finally:
+            sink[name] = sink.get(name, 0.0) + now() - t0
+            sink[name + "_calls"] = sink.get(name + "_calls", 0) + 1
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+class _TimedCopy:
+    """Stands in for training.copy inside fit() so the state_dict deep copies are timed."""
+
+    def __init__(self, sink: dict[str, float]) -> None:
+        self.sink = sink
+
+    def deepcopy(self, obj: Any) -> Any:
+        t0 = now()
+        out = copy.deepcopy(obj)
+        self.sink["deepcopy"] = self.sink.get("deepcopy", 0.0) + now() - t0
+        self.sink["deepcopy_calls"] = self.sink.get("deepcopy_calls", 0) + 1
+        return out
+
+
+def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
+    """One row of the loop-vs-floor table and one row of the fit() overhead table."""
+    cfg, pool, splits = load_experiment(stem)
+    data = victim_tensors(pool, splits)
+    n, bs = len(data.train_y), cfg.batch_size
+    tc = train_config(cfg)
+    model = fresh(cfg, data.train_x)
+    optimizer = make_optimizer(model, tc)
+    full = [(data.train_x[:bs].clone(), data.train_y[:bs].clone())]
+    # The epoch's own batch sizes (ceil(n / bs) steps, the last one partial), pre-sliced and contiguous:
+    # what is left between this and train_one_epoch is the loop itself (shuffle, gather, stats).
+    same = [(x.clone(), y.clone()) for x, y in zip(data.train_x.split(bs), data.train_y.split(bs))]
+    gen = torch.Generator().manual_seed(0)
+
+    # Warm up both paths, then size each sample to at least min_seconds of whole epochs.
+    floor_steps(model, optimizer, same, 1)
+    t0 = now()
+    train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=TrainHooks(), cfg=tc, generator=gen,
+                    epoch=0)
+    epochs = max(1, math.ceil(prof.min_seconds / max(now() - t0, 1e-6)))
+    steps = max(1, round(epochs * n / bs))  # the same number of rows as `epochs` epochs
+    ours, floor, floor_same = [], [], []
+    per_epoch_steps = len(same)
+    for rep in range(prof.repeats):
+        t0 = now()
+        floor_steps(model, optimizer, full, steps)
+        floor.append(steps * bs / (now() - t0))
+        t0 = now()
+        floor_steps(model, optimizer, same, epochs)
+        floor_same.append(epochs * n / (now() - t0))
+        t0 = now()
+        for e in range(epochs):
+            train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=TrainHooks(), cfg=tc,
+                            generator=gen, epoch=e)
+        ours.append(epochs * n / (now() - t0))
+    best_floor, best_same, best_ours = max(floor), max(floor_same), max(ours)
+    layout = "channels_last" if channels_last(data.train_x) else ("NCHW" if data.train_x.dim() == 4 else "2-D")
+    opt_name = type(optimizer).__name__ + (" fused" if optimizer.defaults.get("fused") else "")
+    row = [stem, f"{count_parameters(model) / 1e6:.2f} M, {layout}, {opt_name}",
+           f"{n} ({per_epoch_steps} batches, last {len(same[-1][1])})",
+           fmt_rate(best_floor), fmt_rate(best_same), fmt_rate(best_ours), f"**{best_ours / best_floor:.2f}**",
+           f"{best_ours / best_same:.2f}"]
+
+    # fit(): one instrumented run from a fresh model; early_stop = epochs so every epoch runs.
+    sink: dict[str, float] = {}
+    model = fresh(cfg, data.train_x, seed=1)
+    with timed(training, "train_one_epoch", sink), timed(training, "evaluate", sink), \
+            _patched(training, "copy", _TimedCopy(sink)):
+        t0 = now()
+        result = training.fit(model, data, train_config(cfg, prof.fit_epochs),
+                              generator=torch.Generator().manual_seed(1))
+        total = now() - t0
+    e = result.epochs_run
+    train_s, eval_s, copy_s = sink["train_one_epoch"], sink.get("evaluate", 0.0), sink.get("deepcopy", 0.0)
+    other = total - train_s - eval_s - copy_s
+    overhead = total - train_s
+    fit_row = [stem, str(e), fmt_s(total / e), fmt_s(train_s / e),
+               f"{fmt_s(overhead / e)} ({100 * overhead / total:.0f}%)",
+               f"{fmt_s(eval_s / e)} ({len(data.dev_y)}+{len(data.test_y)} rows)",
+               f"{fmt_s(copy_s / e)} ({int(sink.get('deepcopy_calls', 0))} copies)",
+               fmt_s(other / e)]
+    return row, fit_row
+
+
+@contextlib.contextmanager
+def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+# ------------------------------------------------------------------------------------ 2. sensitivity
+
+def sensitivity_loop(model: nn.Module, x: torch.Tensor, *, n: int, eps: float, batch_size: int = 512,
+                     generator: torch.Generator | None = None) -> np.ndarray:
+    """The plain alternative: one forward for the clean chunk and one per noisy copy, with the noise of
+    attackers.features.sensitivity (same draw order), so both give the same numbers."""
+    out: list[torch.Tensor] = []
+    with _inference(model):
+        for start in range(0, x.shape[0], batch_size):
+            chunk = x[start:start + batch_size]
+            noise = torch.randn((n, *chunk.shape), generator=generator, dtype=chunk.dtype)
+            clean = _softmax64(model(chunk))
+            acc = torch.zeros_like(clean)
+            for i in range(n):
+                acc += (_softmax64(model(chunk + eps * noise[i])) - clean).abs()
+            out.append(acc / n / eps)
+    return torch.cat(out).numpy()
+
+
+def bench_sensitivity(stem: str, prof: Profile) -> list[str]:
+    cfg, pool, splits = load_experiment(stem)
+    data = victim_tensors(pool, splits)
+    x = torch.cat([data.train_x, data.test_x])
+    n, eps = int(cfg.sensitivity["n"]), float(cfg.sensitivity["eps"])
+    model = fresh(cfg, data.train_x)
+    # A briefly trained model, so the softmax is not uniform (as for a real victim).
+    tc = train_config(cfg)
+    opt = make_optimizer(model, tc)
+    train_one_epoch(model, opt, data.train_x, data.train_y, hooks=TrainHooks(), cfg=tc,
+                    generator=torch.Generator().manual_seed(0), epoch=0)
+    sensitivity(model, x[:64], n=n, eps=eps)  # warm-up
+    times_b, times_l, diff = [], [], 0.0
+    for _ in range(prof.repeats):
+        t0 = now()
+        batched = sensitivity(model, x, n=n, eps=eps, generator=torch.Generator().manual_seed(3))
+        times_b.append(now() - t0)
+        t0 = now()
+        looped = sensitivity_loop(model, x, n=n, eps=eps, generator=torch.Generator().manual_seed(3))
+        times_l.append(now() - t0)
+        diff = max(diff, float(np.max(np.abs(batched - looped)) / max(np.max(np.abs(looped)), 1e-300)))
+    rows = len(x)
+    b, lp = rows / min(times_b), rows / min(times_l)
+    return [stem, f"{rows} x (1 + {n})", fmt_rate(lp), fmt_rate(b), f"{b / lp:.2f}x", f"{diff:.1e}"]
+
+
+# ------------------------------------------------------------------------------------ 3. threshold fit
+
+def bench_threshold(prof: Profile) -> list[list[str]]:
+    rng = np.random.default_rng(0)
+    half = 135_000
+    # Confidence-like values rounded to 4 decimals: ~10k distinct values, so most values are tied.
+    in_vals = np.round(rng.beta(5, 2, half), 4)
+    out_vals = np.round(rng.beta(2, 2, half), 4)
+    rows: list[list[str]] = []
+
+    fast = []
+    for _ in range(prof.repeats):
+        t0 = now()
+        t_fast = fit_threshold(in_vals, out_vals)
+        fast.append(now() - t0)
+    sub = prof.exhaustive_rows // 2
+    idx = rng.choice(half, sub, replace=False)
+    sin, sout = in_vals[idx], out_vals[idx]
+    t0 = now()
+    t_exh = fit_threshold_exhaustive(sin, sout)
+    exh = now() - t0
+    agree = t_exh == fit_threshold(sin, sout)
+    small = []
+    for _ in range(prof.repeats):
+        t0 = now()
+        fit_threshold(sin, sout)
+        small.append(now() - t0)
+    scale = (2 * half / (2 * sub)) ** 2
+    rows.append([f"fit_threshold_exhaustive (artifact, O(n²)), {2 * sub:,} rows", fmt_s(exh), "measured"])
+    rows.append([f"fit_threshold, {2 * sub:,} rows (same threshold: {'yes' if agree else 'NO'})",
+                 fmt_s(min(small)), f"{exh / min(small):,.0f}x faster"])
+    rows.append([f"fit_threshold_exhaustive, {2 * half:,} rows", f"≈ {fmt_s(exh * scale)}",
+                 f"extrapolated ×{scale:,.0f} (quadratic)"])
+    rows.append([f"fit_threshold, {2 * half:,} rows (threshold {t_fast:.4f})", fmt_s(min(fast)),
+                 f"≈ {exh * scale / min(fast):,.0f}x faster"])
+
+    # The real use: ThresholdAttack.run = 6 scores x (1 global + per-class) fits on 270k shadow rows.
+    num_cls = 100
+    probs = rng.dirichlet(np.full(num_cls, 0.1), 2 * half)
+    labels = rng.integers(0, num_cls, 2 * half)
+    member = np.r_[np.ones(half, np.int64), np.zeros(half, np.int64)]
+    target = slice(0, 20_000)
+    data = AttackInput(shadow_probs=probs, shadow_sens=probs, shadow_labels=labels, shadow_member=member,
+                       target_probs=probs[target], target_sens=probs[target], target_labels=labels[target],
+                       target_member=member[target], num_cls=num_cls)
+    t0 = now()
+    ThresholdAttack().run(data)
+    rows.append([f"ThresholdAttack.run: 6 scores, {num_cls} per-class thresholds, {2 * half:,} shadow rows",
+                 fmt_s(now() - t0), "whole attack"])
+    return rows
+
+
+# ------------------------------------------------------------------------------------ 4. pipeline
+
+def run_step(name: str, cmd: list[str], cwd: Path, logs: Path) -> tuple[float, bool]:
+    say(f"  {name}: {' '.join(cmd[1:])}")
+    t0 = now()
+    with open(logs / f"{name}.out", "w") as out:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                              env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+    wall = now() - t0
+    if proc.returncode != 0:
+        tail = (logs / f"{name}.out").read_text().splitlines()[-15:]
+        say(f"  {name} FAILED (exit {proc.returncode}):\n    " + "\n    ".join(tail))
+    return wall, proc.returncode == 0
+
+
+def import_seconds() -> float:
+    """A step script's fixed cost: starting Python and importing torch + the project."""
+    t0 = now()
+    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import mia"],
+                   check=True, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+    return now() - t0
+
+
+def bench_pipeline(stem: str, prof: Profile, threads: int | None) -> tuple[list[list[str]], str]:
+    flags = prof.pipeline[stem]
+    cfg = load_config(ROOT / "config" / f"{stem}.json")
+    data_root = Path(cfg.data_root) if Path(cfg.data_root).is_absolute() else ROOT / cfg.data_root
+    common = ["cpu", f"config/{stem}.json", "--quiet", "--data_root", str(data_root)]
+    if threads is not None:
+        common += ["--threads", str(threads)]
+
+    def only(*keys: str) -> list[str]:  # the subset of `flags` a script accepts
+        out = []
+        for k, v in zip(flags[::2], flags[1::2]):
+            if k in keys:
+                out += [k, v]
+        return out
+    shared = only("--shadow_num")
+    prune = ["--pruner_name", "l1unstructure", "--prune_sparsity", "0.7"]
+    steps = [("pretrain", ["pretrain.py", *common, *shared, *only("--epochs")]),
+             ("prune", ["prune.py", *common, *shared, *prune, *only("--prune_epochs")]),
+             ("mia", ["mia.py", *common, *shared, *prune, "--attacks", ",".join(ATTACK_ORDER),
+                      *only("--attack_epochs")])]
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="prune_mia_bench_") as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "config", work / "config")
+        logs = work / "bench_logs"
+        logs.mkdir()
+        walls: dict[str, float] = {}
+        for name, (script, *args) in steps:
+            wall, ok = run_step(name, [sys.executable, str(ROOT / script), *args], work, logs)
+            walls[name] = wall
+            if not ok:
+                rows.append([stem, name, "FAILED", "see stderr"])
+                return rows, " ".join(flags) or "(config as is)"
+        records = [json.loads(line) for line in (work / "log" / stem / "results.jsonl").read_text().splitlines()]
+    per_attack: dict[str, float] = {}
+    for r in records:
+        family = "threshold" if r["attack"] in THRESHOLD_FAMILY else r["attack"]
+        per_attack[family] = per_attack.get(family, 0.0) + float(r["attack_seconds"])
+    feature_s = float(records[0]["feature_seconds"]) if records else float("nan")
+    attacks = [(a, per_attack[a]) for a in ATTACK_ORDER if a in per_attack]
+    rest = walls["mia"] - feature_s - sum(s for _, s in attacks)
+    top_step = max(("pretrain", "prune", "mia"), key=lambda k: walls[k])
+    top_part = max([("features", feature_s), *attacks], key=lambda i: i[1])[0]
+    star = lambda hit, what: f" **← most expensive {what}**" if hit else ""  # noqa: E731
+    rows.append([stem, "pretrain.py", fmt_s(walls["pretrain"]) + star(top_step == "pretrain", "step"),
+                 "victim + shadows, whole process"])
+    rows.append([stem, "prune.py", fmt_s(walls["prune"]) + star(top_step == "prune", "step"),
+                 "l1unstructure 0.7 + fine-tune victim + shadows, whole process"])
+    rows.append([stem, "mia.py", fmt_s(walls["mia"]) + star(top_step == "mia", "step"),
+                 "whole process"])
+    rows.append([stem, "↳ features", fmt_s(feature_s) + star(top_part == "features", "part of mia.py"),
+                 "confidences + sensitivity of victim and shadows (+ BlindMI probes)"])
+    for a, sec in attacks:
+        rows.append([stem, f"↳ {a}", fmt_s(sec) + star(top_part == a, "part of mia.py"), "attack only"])
+    rows.append([stem, "↳ rest", fmt_s(rest), "Python start + imports, data, checkpoints, writing results"])
+    return rows, " ".join(flags) or "(config as is)"
+
+
+# ------------------------------------------------------------------------------------ 5. workers
+
+def bench_workers(stem: str, prof: Profile) -> list[str]:
+    """pretrain.py on the victim + shadows: one process with every core vs --workers = cores, one thread
+    each; the same models either way (tests/test_pretrain.py checks they are bit-identical)."""
+    cores = max(1, os.cpu_count() or 1)
+    flags = prof.workers[stem]
+    walls: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="prune_mia_bench_") as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "config", work / "config")
+        logs = work / "bench_logs"
+        logs.mkdir()
+        cfg = load_config(ROOT / "config" / f"{stem}.json")
+        data_root = Path(cfg.data_root) if Path(cfg.data_root).is_absolute() else ROOT / cfg.data_root
+        base = [sys.executable, str(ROOT / "pretrain.py"), "cpu", f"config/{stem}.json", "--quiet",
+                "--data_root", str(data_root), "--threads", str(cores), *flags]
+        # Alternate the two sides so drifts in the machine's load hit both alike.
+        for rep in range(prof.repeats):
+            for workers in (1, cores):
+                wall, ok = run_step(f"workers{workers}_{rep}", base + ["--workers", str(workers), "--overwrite"],
+                                    work, logs)
+                if not ok:
+                    return [stem, " ".join(flags), "FAILED", "", "", ""]
+                walls[workers] = min(walls.get(workers, math.inf), wall)
+    models = 1 + int(flags[flags.index("--shadow_num") + 1])
+    return [stem, f"{models} models ({' '.join(flags)})", fmt_s(walls[1]), fmt_s(walls[cores]),
+            str(cores), f"**{walls[1] / walls[cores]:.2f}x**"]
+
+
+# ------------------------------------------------------------------------------------ main
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repeats and a short pipeline (~3-5 min)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads here and in the step scripts (default: torch's choice)")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma list of config stems")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of: " + ", ".join(SECTIONS))
+    args = p.parse_args()
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    for s in sections:
+        if s not in SECTIONS:
+            p.error(f"unknown section {s!r}; valid: {', '.join(SECTIONS)}")
+    for c in configs:
+        if not (ROOT / "config" / f"{c}.json").is_file():
+            p.error(f"no config/{c}.json")
+    prof = PROFILES["quick" if args.quick else "full"]
+    start, load0 = now(), os.getloadavg()
+    import logging
+    logging.getLogger("prune_mia").setLevel(logging.WARNING)  # fit() logs every epoch at INFO
+
+    out: list[str] = []
+    threads = torch.get_num_threads()
+    out.append(f"## bench.py {'--quick' if args.quick else '(full)'}\n")
+    out.append(f"torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores, "
+               f"**{threads} torch thread{'s' if threads != 1 else ''}**"
+               f"{'' if args.threads else ' (torch default)'}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+               f"load average at start {load0[0]:.2f}. Rates are the best of {prof.repeats} interleaved repeats.\n")
+    print(out[-2] + "\n" + out[-1], flush=True)
+
+    if "train" in sections:
+        say("1. training loop vs floor")
+        rows, fit_rows = [], []
+        for c in configs:
+            r, f = bench_training(c, prof)
+            rows.append(r)
+            fit_rows.append(f)
+        print("### 1. Training loop vs the floor (batch 128, CPU)\n")
+        print("Floor: forward + backward + optimiser step on fixed in-memory batches, nothing else. Ours: "
+              "`training.train_one_epoch` with `TrainHooks()` over the victim train split (shuffled index "
+              "slices, last partial batch, per-batch stats).\n")
+        print(table(["config", "params, layout, optimizer", "victim train rows", "floor rows/s (batch 128)",
+                     "floor rows/s (epoch's batch sizes)", "ours rows/s", "ours / floor",
+                     "ours / floor with the epoch's batches"], rows))
+        print("\nThe second floor runs the epoch's own batch sizes (the last batch is partial) on pre-sliced "
+              "data, so the last column is the cost of the loop itself (shuffle, index gather, per-batch stats): "
+              "1.00 = none. The gap between the two floors is the partial last batch.")
+        print("\n`fit()` per epoch (one instrumented run from a fresh model, every epoch run): what it adds "
+              "to `train_one_epoch`.\n")
+        print(table(["config", "epochs", "fit / epoch", "train_one_epoch", "overhead (share of fit)",
+                     "evaluate dev + test", "state_dict deepcopy", "other (logging, tqdm)"], fit_rows))
+        print(flush=True)
+
+    if "sens" in sections:
+        say("2. sensitivity")
+        rows = [bench_sensitivity(c, prof) for c in configs]
+        print("### 2. Sensitivity features (victim train + test rows, same noise)\n")
+        print(table(["config", "forwards", "plain loop rows/s", "batched rows/s", "speedup",
+                     "max rel. diff"], rows))
+        print(flush=True)
+
+    if "threshold" in sections:
+        say("3. threshold fitting")
+        rows = bench_threshold(prof)
+        print("### 3. Threshold fitting (135k in + 135k out shadow rows, values rounded to 4 decimals: ties)\n")
+        print(table(["what", "time", "note"], rows))
+        print(flush=True)
+
+    if "pipeline" in sections:
+        say("4. pipeline")
+        imp = import_seconds()
+        rows, used = [], []
+        for c in configs:
+            say(f" {c}")
+            r, flags = bench_pipeline(c, prof, args.threads)
+            rows += r
+            used.append(f"`{c}`: {flags}")
+        print("### 4. One full setting through the step scripts (l1unstructure 0.7, all attacks)\n")
+        print("Flags: " + "; ".join(used) + f". Every step also pays ~{fmt_s(imp)} to start Python and import "
+              "torch + the project.\n")
+        print(table(["config", "step", "wall time", "what"], rows))
+        print(flush=True)
+
+    if "workers" in sections:
+        say("5. concurrent models")
+        rows = [bench_workers(c, prof) for c in configs]
+        print("### 5. Victim + shadows: one process vs one process per core (`pretrain.py --workers`)\n")
+        print("Whole `pretrain.py` runs (Python start, imports and data loading included), best of "
+              f"{prof.repeats}, alternating.\n")
+        print(table(["config", "what", f"1 process, {os.cpu_count()} threads", "N processes, 1 thread each",
+                     "N", "speedup"], rows))
+        print(flush=True)
+
+    load1 = os.getloadavg()
+    print(f"\nWhole bench: {fmt_s(now() - start)}; load average at end {load1[0]:.2f}.")
+
+
+if __name__ == "__main__":
+    main()
