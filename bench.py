@@ -135,8 +135,7 @@ CPU = torch.device("cpu")
 
 def channels_last(x: torch.Tensor) -> bool:
     """The memory format the step scripts use for this data on the CPU (pipeline.channels_last)."""
-    rule = getattr(pipeline, "channels_last", None)
-    return bool(rule(CPU, x)) if rule is not None else False
+    return pipeline.channels_last(CPU, x)
 
 
 def victim_tensors(pool: datasets.Pool, splits: datasets.Splits) -> SplitTensors:

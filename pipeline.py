@@ -137,7 +137,7 @@ def for_each_model(exp: Experiment, work: ModelWork, log_name: str) -> None:
     processes finish the same models sooner (bench.py section 5 measures it). Each model has its own seed,
     so the models are the same as in one process up to float reduction order (thread count).
     """
-    workers = getattr(exp.args, "workers", 1) or 1
+    workers = getattr(exp.args, "workers", 1)
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     todo = roles(exp.cfg)
