@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from attackers.base import AttackInput
+from attackers.base import AttackInput, AttackResult
+from attackers.metrics import roc_auc
 from attackers.features import (confidence_gap, generalization_gap, one_hot, predict_proba, sensitivity,
                                 sensitivity_gap, top_k_sorted)
 
@@ -42,6 +43,17 @@ def make_attack_input(leaky: bool, *, n_shadow: int = 1500, n_target: int = 500,
     tp, ts, tl, tm = split(n_target)
     reference = _synthetic_rows(rng, 20, num_cls, 0.0)[0]
     return AttackInput(sp, ss, sl, sm, tp, ts, tl, tm, num_cls, reference_probs=reference)
+
+
+def assert_leaky_vs_null(data: AttackInput, result: AttackResult, leaky: bool) -> None:
+    """Every attack's bar on make_attack_input: AUC > 65 and accuracy > 60 when leaky; both within
+    [40, 60] when members and non-members are drawn alike."""
+    assert result.scores.shape == data.target_member.shape, result.name
+    auc = roc_auc(data.target_member, result.scores)
+    if leaky:
+        assert auc > 65 and result.paper_acc > 60, result.name
+    else:
+        assert 40 <= auc <= 60 and 40 <= result.paper_acc <= 60, result.name
 
 
 def _tiny_model() -> nn.Module:

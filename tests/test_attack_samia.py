@@ -11,7 +11,7 @@ import torch
 from attackers.samia import SamiaAttack, SamiaTransformer, samia_features, samia_param_count
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_attack_nn import FAST, assert_leaky_vs_null, one_thread  # noqa: E402,F401
+from test_attack_nn import FAST, check_learned_attack, one_thread  # noqa: E402,F401
 
 
 def _count(model: torch.nn.Module) -> int:
@@ -62,4 +62,4 @@ def test_no_positional_encoding_tokens_are_permutation_equivariant() -> None:
 
 @pytest.mark.parametrize("leaky", [True, False])
 def test_samia_leaky_vs_null(leaky: bool) -> None:
-    assert_leaky_vs_null(SamiaAttack, FAST, leaky)
+    check_learned_attack(SamiaAttack, FAST, leaky)
