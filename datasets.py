@@ -31,9 +31,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -43,6 +41,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from errors import UserError
+from experiment import atomic_write
 
 log = logging.getLogger("prune_mia")
 
@@ -115,20 +114,6 @@ def _make_pool(name: str, x: torch.Tensor, y: np.ndarray, path: Path) -> Pool:
     return Pool(x=x, y=torch.from_numpy(y.astype(np.int64)), name=name)
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through a temporary file in the same folder and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; caches in a shared data folder should stay readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_npz(name: str, path: Path, label_offset: int) -> tuple[np.ndarray, np.ndarray]:
     """An npz with keys x and y; allow_pickle stays off so the file cannot run code."""
     try:
@@ -166,7 +151,7 @@ def _cached_text(name: str, sources: Sequence[Path], cache: Path,
             pass  # a damaged cache is simply rebuilt
     x, y = parse()
     try:
-        _atomic_write(cache, lambda f: np.savez(f, x=x, y=y, source=np.array(stamp)))
+        atomic_write(cache, lambda f: np.savez(f, x=x, y=y, source=np.array(stamp)))
     except OSError as e:
         log.warning(f"{name}: could not write the cache {cache} ({e}); the text is parsed again next time")
     return x, y
@@ -533,7 +518,7 @@ def save_splits(splits: Splits, path: Path) -> None:
     data = {"victim_train": splits.victim_train.tolist(), "victim_dev": splits.victim_dev.tolist(),
             "victim_test": splits.victim_test.tolist(),
             "shadows": [[p.tolist() for p in s] for s in splits.shadows]}
-    _atomic_write(Path(path), lambda f: json.dump(data, f, separators=(",", ":")), mode="w")
+    atomic_write(Path(path), lambda f: json.dump(data, f, separators=(",", ":")), mode="w")
 
 
 def load_splits(path: Path) -> Splits:

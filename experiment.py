@@ -263,32 +263,27 @@ def setup_logging(log_file: Path) -> None:
         log.addHandler(handler)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temp file in the same folder, then rename: a crash never leaves a half-written file."""
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        write(Path(tmp))
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches in shared folders should stay readable
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    _atomic(path, write)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

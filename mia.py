@@ -34,7 +34,7 @@ from attackers.metrics import attack_metrics
 from errors import UserError
 from experiment import Config, append_jsonl, atomic_save_npz, base_parser, log, log_dir, parse, run_main
 from models import build_model
-from pipeline import (Experiment, load_model, model_dir, open_experiment, prune_prefix, roles, seconds_since,
+from pipeline import (Experiment, load_model, model_dir, open_experiment, prune_prefix, seconds_since,
                       step_command, versions)
 from prune import add_prune_flags, check_prune_flags
 from training import evaluate, format_line
