@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import platform
@@ -49,8 +50,8 @@ from attackers.features import _inference, _softmax64, sensitivity  # noqa: E402
 from attackers.threshold import ThresholdAttack, fit_threshold, fit_threshold_exhaustive  # noqa: E402
 from attackers.base import AttackInput  # noqa: E402
 from experiment import Config, load_config  # noqa: E402
-from models import build_model, count_parameters  # noqa: E402
-from training import SplitTensors, TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
+from models import count_parameters  # noqa: E402
+from training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
 
 CONFIGS = ("digits_resnet18", "synthetic_purchase_columnfc")
 SECTIONS = ("train", "sens", "threshold", "pipeline", "workers")
@@ -121,43 +122,29 @@ def say(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def load_experiment(stem: str) -> tuple[Config, datasets.Pool, datasets.Splits]:
-    cfg = load_config(ROOT / "config" / f"{stem}.json")
+def data_root(cfg: Config) -> Path:
+    """The config's data folder; a relative one is read from the repository, as the steps run there."""
     root = Path(cfg.data_root)
-    pool = datasets.load_pool(cfg.dataset_name, root if root.is_absolute() else ROOT / root,
-                              input_dim=cfg.input_dim, num_cls=cfg.num_cls)
+    return root if root.is_absolute() else ROOT / root
+
+
+def load_experiment(stem: str) -> pipeline.Experiment:
+    """The experiment the step scripts would open, built in memory: bench.py writes no split file or log."""
+    cfg = load_config(ROOT / "config" / f"{stem}.json")
+    pool = datasets.load_pool(cfg.dataset_name, data_root(cfg), input_dim=cfg.input_dim, num_cls=cfg.num_cls)
     splits = datasets.make_splits(len(pool.y), seed=cfg.seed, shadow_num=cfg.shadow_num, **cfg.split)
-    return cfg, pool, splits
+    args = argparse.Namespace(amp=False, quiet=True)
+    return pipeline.Experiment(cfg, args, torch.device("cpu"), pool, splits)
 
 
-CPU = torch.device("cpu")
+def train_config(exp: pipeline.Experiment, epochs: int = 1) -> TrainConfig:
+    """The steps' training settings, with early stopping out of the way so every epoch runs."""
+    return dataclasses.replace(pipeline.train_config(exp, epochs), early_stop=epochs)
 
 
-def channels_last(x: torch.Tensor) -> bool:
-    """The memory format the step scripts use for this data on the CPU (pipeline.channels_last)."""
-    return pipeline.channels_last(CPU, x)
-
-
-def victim_tensors(pool: datasets.Pool, splits: datasets.Splits) -> SplitTensors:
-    """The victim's splits, in the memory format pipeline.open_experiment gives them."""
-    x = pool.x.contiguous(memory_format=torch.channels_last) if channels_last(pool.x) else pool.x
-    pieces = []
-    for idx in (splits.victim_train, splits.victim_dev, splits.victim_test):
-        t = torch.as_tensor(idx, dtype=torch.long)
-        pieces += [x[t], pool.y[t]]
-    return SplitTensors(*pieces)
-
-
-def train_config(cfg: Config, epochs: int = 1) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, early_stop=epochs, optimizer=cfg.optimizer,
-                       lr=cfg.lr, weight_decay=cfg.weight_decay, progress=False)
-
-
-def fresh(cfg: Config, x: torch.Tensor, seed: int = 0) -> nn.Module:
-    """A new model placed as pipeline.place places it (channels_last when the pipeline uses it)."""
+def fresh(exp: pipeline.Experiment, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    model = build_model(cfg.model_name, cfg.num_cls, cfg.input_dim)
-    return model.to(memory_format=torch.channels_last) if channels_last(x) else model
+    return pipeline.fresh_model(exp)
 
 
 # ------------------------------------------------------------------------------------ 1. training loop
@@ -208,11 +195,11 @@ class _TimedCopy:
 
 def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
     """One row of the loop-vs-floor table and one row of the fit() overhead table."""
-    cfg, pool, splits = load_experiment(stem)
-    data = victim_tensors(pool, splits)
-    n, bs = len(data.train_y), cfg.batch_size
-    tc = train_config(cfg)
-    model = fresh(cfg, data.train_x)
+    exp = load_experiment(stem)
+    data = exp.tensors(None)
+    n, bs = len(data.train_y), exp.cfg.batch_size
+    tc = train_config(exp)
+    model = fresh(exp)
     optimizer = make_optimizer(model, tc)
     full = [(data.train_x[:bs].clone(), data.train_y[:bs].clone())]
     # The epoch's own batch sizes (ceil(n / bs) steps, the last one partial), pre-sliced and contiguous:
@@ -242,7 +229,8 @@ def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
                             generator=gen, epoch=e)
         ours.append(epochs * n / (now() - t0))
     best_floor, best_same, best_ours = max(floor), max(floor_same), max(ours)
-    layout = "channels_last" if channels_last(data.train_x) else ("NCHW" if data.train_x.dim() == 4 else "2-D")
+    layout = "channels_last" if pipeline.channels_last(exp.device, data.train_x) else \
+        ("NCHW" if data.train_x.dim() == 4 else "2-D")
     opt_name = type(optimizer).__name__ + (" fused" if optimizer.defaults.get("fused") else "")
     row = [stem, f"{count_parameters(model) / 1e6:.2f} M, {layout}, {opt_name}",
            f"{n} ({per_epoch_steps} batches, last {len(same[-1][1])})",
@@ -251,11 +239,11 @@ def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
 
     # fit(): one instrumented run from a fresh model; early_stop = epochs so every epoch runs.
     sink: dict[str, float] = {}
-    model = fresh(cfg, data.train_x, seed=1)
+    model = fresh(exp, seed=1)
     with timed(training, "train_one_epoch", sink), timed(training, "evaluate", sink), \
             _patched(training, "copy", _TimedCopy(sink)):
         t0 = now()
-        result = training.fit(model, data, train_config(cfg, prof.fit_epochs),
+        result = training.fit(model, data, train_config(exp, prof.fit_epochs),
                               generator=torch.Generator().manual_seed(1))
         total = now() - t0
     e = result.epochs_run
@@ -300,13 +288,13 @@ def sensitivity_loop(model: nn.Module, x: torch.Tensor, *, n: int, eps: float, b
 
 
 def bench_sensitivity(stem: str, prof: Profile) -> list[str]:
-    cfg, pool, splits = load_experiment(stem)
-    data = victim_tensors(pool, splits)
+    exp = load_experiment(stem)
+    data = exp.tensors(None)
     x = torch.cat([data.train_x, data.test_x])
-    n, eps = int(cfg.sensitivity["n"]), float(cfg.sensitivity["eps"])
-    model = fresh(cfg, data.train_x)
+    n, eps = int(exp.cfg.sensitivity["n"]), float(exp.cfg.sensitivity["eps"])
+    model = fresh(exp)
     # A briefly trained model, so the softmax is not uniform (as for a real victim).
-    tc = train_config(cfg)
+    tc = train_config(exp)
     opt = make_optimizer(model, tc)
     train_one_epoch(model, opt, data.train_x, data.train_y, hooks=TrainHooks(), cfg=tc,
                     generator=torch.Generator().manual_seed(0), epoch=0)
@@ -403,8 +391,7 @@ def import_seconds() -> float:
 def bench_pipeline(stem: str, prof: Profile, threads: int | None) -> tuple[list[list[str]], str]:
     flags = prof.pipeline[stem]
     cfg = load_config(ROOT / "config" / f"{stem}.json")
-    data_root = Path(cfg.data_root) if Path(cfg.data_root).is_absolute() else ROOT / cfg.data_root
-    common = ["cpu", f"config/{stem}.json", "--quiet", "--data_root", str(data_root)]
+    common = ["cpu", f"config/{stem}.json", "--quiet", "--data_root", str(data_root(cfg))]
     if threads is not None:
         common += ["--threads", str(threads)]
 
@@ -472,9 +459,8 @@ def bench_workers(stem: str, prof: Profile) -> list[str]:
         logs = work / "bench_logs"
         logs.mkdir()
         cfg = load_config(ROOT / "config" / f"{stem}.json")
-        data_root = Path(cfg.data_root) if Path(cfg.data_root).is_absolute() else ROOT / cfg.data_root
         base = [sys.executable, str(ROOT / "pretrain.py"), "cpu", f"config/{stem}.json", "--quiet",
-                "--data_root", str(data_root), "--threads", str(cores), *flags]
+                "--data_root", str(data_root(cfg)), "--threads", str(cores), *flags]
         # Alternate the two sides so drifts in the machine's load hit both alike.
         for rep in range(prof.repeats):
             for workers in (1, cores):
