@@ -20,8 +20,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import contextlib
-import copy
 import dataclasses
 import json
 import math
@@ -33,30 +31,29 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
 import datasets  # noqa: E402
-import pipeline  # noqa: E402
 import training  # noqa: E402
+from attackers import ATTACKS  # noqa: E402
+from attackers.base import AttackInput  # noqa: E402
 from attackers.features import _inference, _softmax64, sensitivity  # noqa: E402
 from attackers.threshold import ThresholdAttack, fit_threshold, fit_threshold_exhaustive  # noqa: E402
-from attackers.base import AttackInput  # noqa: E402
-from experiment import Config, load_config  # noqa: E402
+from config import Config, load_config  # noqa: E402
+from experiment import Experiment, RunOptions, channels_last  # noqa: E402
 from models import count_parameters  # noqa: E402
 from training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent
+
 CONFIGS = ("digits_resnet18", "synthetic_purchase_columnfc")
 SECTIONS = ("train", "sens", "threshold", "pipeline", "workers")
-THRESHOLD_FAMILY = ("conf", "xent", "entr", "mentr", "top1_conf", "hconf")  # ThresholdAttack's six results
-ATTACK_ORDER = ("threshold", "nn", "nn_top3", "nn_cls", "samia", "blindmi")
+THRESHOLD_FAMILY = ThresholdAttack.results()
+ATTACK_ORDER = ATTACKS.names()
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -128,23 +125,23 @@ def data_root(cfg: Config) -> Path:
     return root if root.is_absolute() else ROOT / root
 
 
-def load_experiment(stem: str) -> pipeline.Experiment:
+def load_experiment(stem: str) -> Experiment:
     """The experiment the step scripts would open, built in memory: bench.py writes no split file or log."""
-    cfg = load_config(ROOT / "config" / f"{stem}.json")
+    path = ROOT / "config" / f"{stem}.json"
+    cfg = load_config(path)
     pool = datasets.load_pool(cfg.dataset_name, data_root(cfg), input_dim=cfg.input_dim, num_cls=cfg.num_cls)
     splits = datasets.make_splits(len(pool.y), seed=cfg.seed, shadow_num=cfg.shadow_num, **cfg.split)
-    args = argparse.Namespace(amp=False, quiet=True)
-    return pipeline.Experiment(cfg, args, torch.device("cpu"), pool, splits)
+    return Experiment(cfg, RunOptions(str(path), device="cpu", quiet=True), torch.device("cpu"), pool, splits)
 
 
-def train_config(exp: pipeline.Experiment, epochs: int = 1) -> TrainConfig:
+def train_config(exp: Experiment, epochs: int = 1) -> TrainConfig:
     """The steps' training settings, with early stopping out of the way so every epoch runs."""
-    return dataclasses.replace(pipeline.train_config(exp, epochs), early_stop=epochs)
+    return dataclasses.replace(exp.train_config(epochs), early_stop=epochs)
 
 
-def fresh(exp: pipeline.Experiment, seed: int = 0) -> nn.Module:
+def fresh(exp: Experiment, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return pipeline.fresh_model(exp)
+    return exp.fresh_model()
 
 
 # ------------------------------------------------------------------------------------ 1. training loop
@@ -158,39 +155,6 @@ def floor_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
-
-
-@contextlib.contextmanager
-def timed(module: Any, name: str, sink: dict[str, float]) -> Iterator[None]:
-    """Wrap module.name so every call adds its wall time to sink[name]; restored on exit."""
-    original = getattr(module, name)
-
-    def wrapper(*a: Any, **k: Any) -> Any:
-        t0 = now()
-        try:
-            return original(*a, **k)
-        finally:
-            sink[name] = sink.get(name, 0.0) + now() - t0
-            sink[name + "_calls"] = sink.get(name + "_calls", 0) + 1
-    setattr(module, name, wrapper)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
-
-
-class _TimedCopy:
-    """Stands in for training.copy inside fit() so the state_dict deep copies are timed."""
-
-    def __init__(self, sink: dict[str, float]) -> None:
-        self.sink = sink
-
-    def deepcopy(self, obj: Any) -> Any:
-        t0 = now()
-        out = copy.deepcopy(obj)
-        self.sink["deepcopy"] = self.sink.get("deepcopy", 0.0) + now() - t0
-        self.sink["deepcopy_calls"] = self.sink.get("deepcopy_calls", 0) + 1
-        return out
 
 
 def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
@@ -229,7 +193,7 @@ def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
                             generator=gen, epoch=e)
         ours.append(epochs * n / (now() - t0))
     best_floor, best_same, best_ours = max(floor), max(floor_same), max(ours)
-    layout = "channels_last" if pipeline.channels_last(exp.device, data.train_x) else \
+    layout = "channels_last" if channels_last(exp.device, data.train_x) else \
         ("NCHW" if data.train_x.dim() == 4 else "2-D")
     opt_name = type(optimizer).__name__ + (" fused" if optimizer.defaults.get("fused") else "")
     row = [stem, f"{count_parameters(model) / 1e6:.2f} M, {layout}, {opt_name}",
@@ -237,35 +201,21 @@ def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
            fmt_rate(best_floor), fmt_rate(best_same), fmt_rate(best_ours), f"**{best_ours / best_floor:.2f}**",
            f"{best_ours / best_same:.2f}"]
 
-    # fit(): one instrumented run from a fresh model; early_stop = epochs so every epoch runs.
-    sink: dict[str, float] = {}
+    # fit(): one run from a fresh model, timed by fit's own phase clock; early_stop = epochs so every epoch runs.
     model = fresh(exp, seed=1)
-    with timed(training, "train_one_epoch", sink), timed(training, "evaluate", sink), \
-            _patched(training, "copy", _TimedCopy(sink)):
-        t0 = now()
-        result = training.fit(model, data, train_config(exp, prof.fit_epochs),
-                              generator=torch.Generator().manual_seed(1))
-        total = now() - t0
+    t0 = now()
+    result = training.fit(model, data, train_config(exp, prof.fit_epochs), generator=torch.Generator().manual_seed(1))
+    total = now() - t0
     e = result.epochs_run
-    train_s, eval_s, copy_s = sink["train_one_epoch"], sink.get("evaluate", 0.0), sink.get("deepcopy", 0.0)
+    train_s, eval_s, copy_s = (result.phases.get(k, 0.0) for k in ("train", "evaluate", "copy"))
     other = total - train_s - eval_s - copy_s
     overhead = total - train_s
     fit_row = [stem, str(e), fmt_s(total / e), fmt_s(train_s / e),
                f"{fmt_s(overhead / e)} ({100 * overhead / total:.0f}%)",
                f"{fmt_s(eval_s / e)} ({len(data.dev_y)}+{len(data.test_y)} rows)",
-               f"{fmt_s(copy_s / e)} ({int(sink.get('deepcopy_calls', 0))} copies)",
+               f"{fmt_s(copy_s / e)} ({result.copies} copies)",
                fmt_s(other / e)]
     return row, fit_row
-
-
-@contextlib.contextmanager
-def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
 
 
 # ------------------------------------------------------------------------------------ 2. sensitivity
@@ -383,8 +333,8 @@ def run_step(name: str, cmd: list[str], cwd: Path, logs: Path) -> tuple[float, b
 def import_seconds() -> float:
     """A step script's fixed cost: starting Python and importing torch + the project."""
     t0 = now()
-    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import mia"],
-                   check=True, env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
+    subprocess.run([sys.executable, "-c", "import mia"], cwd=ROOT, check=True,
+                   env=os.environ | {"OMP_WAIT_POLICY": "PASSIVE"})
     return now() - t0
 
 

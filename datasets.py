@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +40,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from errors import UserError
-from experiment import atomic_write
+from storage import atomic_write, log
 
-log = logging.getLogger("prune_mia")
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # also used for cifar100 (artifact)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

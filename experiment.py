@@ -1,205 +1,78 @@
-"""Everything the three step scripts share around the science: config, CLI, device, seeding, paths, logs.
+"""The experiment layer (DESIGN §1): one `Experiment` per step run, holding the config, the run options,
+the device, the data pool on the device and the split; it knows where every model lives, how each model is
+seeded, how it is placed on the device and how its checkpoint is read.
 
-Precedence is CLI > JSON > defaults, as in the artifact (which loaded the JSON into its argparse Namespace).
-Every mistake a user can make surfaces as `errors.UserError`, printed by `run_main` as one line, exit 2.
+Step scripts build one with `open_experiment(options, config, log_name)`; the science modules below
+(training, pruner, defenses, attackers) never see it.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import logging
-import os
+import multiprocessing
+import platform
 import random
-import sys
-import tempfile
-from dataclasses import dataclass, field
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from torch import nn
 
+import datasets
+import pruner
+from config import Config
+from defenses import DefenseOptions, create_defense
 from errors import UserError
+from models import build_model
+from setting import ModelSetting
+from storage import load_checkpoint, log, setup_logging
+from training import SplitTensors, TrainConfig
 
-log = logging.getLogger("prune_mia")
-
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass
-class Config:
-    """One experiment's settings: the artifact's JSON keys, then the optional keys of DESIGN §3."""
-
-    dataset_name: str
-    model_name: str
-    epochs: int
-    num_cls: int
-    input_dim: int
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    early_stop: int = 5
-    shadow_num: int = 5
-    seed: int = 7
-    prune_epochs: int | None = None  # None: epochs // 2, the artifact's fine-tuning length
-    data_root: str = "data/datasets"
-    split: dict[str, float] = field(default_factory=lambda: {"victim": 0.5, "train": 0.45, "dev": 0.10,
-                                                             "test": 0.45})
-    attack_epochs: int = 100
-    attack_lr: float = 1e-3
-    sensitivity: dict[str, float] = field(default_factory=lambda: {"n": 10, "eps": 1e-3})
-    # Not JSON keys: filled in from the config path.
-    stem: str = ""
-
-    @property
-    def fine_tune_epochs(self) -> int:
-        return self.prune_epochs if self.prune_epochs is not None else self.epochs // 2
+# Seed offsets of the phases that draw random numbers for one model (init, data order, dropout, noise).
+PHASE_SEED = {"pretrain": 0, "prune": 1}
 
 
-REQUIRED = ("dataset_name", "model_name", "epochs", "num_cls", "input_dim")
-JSON_KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "stem")
-SUBKEYS = {"split": ("victim", "train", "dev", "test"), "sensitivity": ("n", "eps")}
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a step, apart from the config: what the command line says beyond the config keys."""
+
+    config_path: str
+    device: str | None = None     # None = auto
+    overwrite: bool = False
+    amp: bool = False
+    fast: bool = False
+    quiet: bool = False
+    threads: int | None = None
+    workers: int = 1
+    download: bool = False
+
+    def words(self) -> list[str]:
+        """`key=value` for every option that is set (the artifact's `Arguments:` log line)."""
+        return [f"{k}={v}" for k, v in sorted(vars(self).items()) if v not in (None, False)]
 
 
-def _check(cond: bool, path: Path, key: str, allowed: str) -> None:
-    if not cond:
-        raise UserError(f"{path}: bad value for '{key}'", f"allowed: {allowed}")
+def model_seed(cfg: Config, shadow: int | None, phase: str) -> int:
+    """Each model has its own seed (seed + 1000 * index, plus the phase's offset), so a resumed run trains
+    the same models as an uninterrupted one."""
+    index = 0 if shadow is None else shadow + 1
+    return cfg.seed + 1000 * index + PHASE_SEED[phase]
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def feature_seed(cfg: Config, shadow: int | None) -> int:
+    """The sensitivity noise of the victim (seed) and of shadow i (seed + i + 1)."""
+    return cfg.seed + (0 if shadow is None else shadow + 1)
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def validate(raw: dict[str, Any], path: Path) -> None:
-    """Reject unknown keys, wrong types and out-of-range values, naming the file and the key."""
-    for key in raw:
-        if key not in JSON_KEYS:
-            raise UserError(f"{path}: unknown config key '{key}'", "valid keys: " + ", ".join(JSON_KEYS))
-    for key in REQUIRED:
-        if key not in raw:
-            raise UserError(f"{path}: missing required config key '{key}'",
-                            "every config needs " + ", ".join(REQUIRED))
-    for key in ("dataset_name", "model_name", "data_root"):
-        if key in raw:
-            _check(isinstance(raw[key], str) and raw[key] != "", path, key, "a non-empty string")
-    for key in ("epochs", "num_cls", "input_dim", "batch_size", "shadow_num", "attack_epochs"):
-        if key in raw:
-            _check(_is_int(raw[key]) and raw[key] >= (2 if key == "num_cls" else 1), path, key,
-                   "an integer >= " + ("2" if key == "num_cls" else "1"))
-    for key in ("early_stop", "seed", "prune_epochs"):
-        if key in raw and not (key == "prune_epochs" and raw[key] is None):
-            _check(_is_int(raw[key]) and raw[key] >= 0, path, key, "an integer >= 0")
-    for key in ("lr", "attack_lr"):
-        if key in raw:
-            _check(_is_num(raw[key]) and raw[key] > 0, path, key, "a number > 0")
-    if "weight_decay" in raw:
-        _check(_is_num(raw["weight_decay"]) and raw["weight_decay"] >= 0, path, "weight_decay", "a number >= 0")
-    if "optimizer" in raw:
-        _check(raw["optimizer"] in OPTIMIZERS, path, "optimizer", " or ".join(OPTIMIZERS))
-    for key, subkeys in SUBKEYS.items():
-        if key in raw:
-            _validate_sub(raw[key], path, key, subkeys)
-
-
-def _validate_sub(value: Any, path: Path, key: str, subkeys: tuple[str, ...]) -> None:
-    _check(isinstance(value, dict), path, key, "an object with keys " + ", ".join(subkeys))
-    for sub, v in value.items():
-        _check(sub in subkeys, path, f"{key}.{sub}", "keys " + ", ".join(subkeys))
-        _check(_is_num(v) and v > 0, path, f"{key}.{sub}", "a number > 0")
-    if key == "split":
-        _check(all(0 < value.get(s, 0.5) < 1 for s in subkeys), path, key, "fractions strictly between 0 and 1")
-        parts = sum(value.get(s, d) for s, d in (("train", .45), ("dev", .10), ("test", .45)))
-        _check(abs(parts - 1) < 1e-6, path, key, "train + dev + test = 1")
-    if key == "sensitivity" and "n" in value:
-        _check(_is_int(value["n"]), path, "sensitivity.n", "an integer >= 1")
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Read and validate a JSON config, then apply CLI overrides (already-typed, None = not given)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} not found", "pass the path of a JSON file, e.g. config/digits_columnfc.json")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path} must hold a JSON object of config keys")
-    validate(raw, path)
-    merged = dict(raw)
-    for sub, defaults in (("split", Config.__dataclass_fields__["split"].default_factory()),
-                          ("sensitivity", Config.__dataclass_fields__["sensitivity"].default_factory())):
-        merged[sub] = {**defaults, **raw.get(sub, {})}
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    validate({k: v for k, v in merged.items() if k in JSON_KEYS}, Path(f"{path} (with command-line flags)"))
-    merged["sensitivity"]["n"] = int(merged["sensitivity"]["n"])
-    return Config(**merged, stem=path.stem)
-
-
-# ---------------------------------------------------------------- command line
-
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """Flags every step shares; each flag that mirrors a config key defaults to None (= use the JSON)."""
-    p = argparse.ArgumentParser(description=description, usage="%(prog)s [DEVICE] CONFIG [options]",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("positional", nargs="+", metavar="[DEVICE] CONFIG",
-                   help="optional device (GPU id like 0, or cpu) then the JSON config path")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto: CUDA when present)")
-    p.add_argument("--seed", type=int, default=None, help="seed for splits and training (config default 7)")
-    p.add_argument("--batch_size", type=int, default=None, help="training batch size (config default 128)")
-    p.add_argument("--early_stop", type=int, default=None,
-                   help="stop after more than this many epochs without a dev-accuracy gain (default 5)")
-    p.add_argument("--shadow_num", type=int, default=None, help="number of shadow models (config default 5)")
-    p.add_argument("--epochs", type=int, default=None, help="pretraining epochs (overrides the config)")
-    p.add_argument("--prune_epochs", type=int, default=None, help="fine-tuning epochs (config default epochs // 2)")
-    p.add_argument("--attack_epochs", type=int, default=None, help="epochs of the learned attacks (config default 100)")
-    p.add_argument("--attack_lr", type=float, default=None, help="learning rate of the learned attacks (config default 0.001)")
-    p.add_argument("--data_root", default=None, help="folder holding the datasets (config default data/datasets)")
-    p.add_argument("--overwrite", action="store_true", help="redo finished steps instead of skipping them")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
-    p.add_argument("--fast", action="store_true",
-                   help="cudnn.benchmark on, deterministic kernels off: faster on GPUs, not bit-reproducible")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
-    return p
-
-
-def add_workers_flag(p: argparse.ArgumentParser) -> None:
-    """For the steps that train one model per role (pretrain.py, prune.py)."""
-    p.add_argument("--workers", type=int, default=1,
-                   help="train the victim and shadows in this many processes sharing the cores "
-                        "(each gets threads // workers torch threads); faster for small models")
-
-
-CONFIG_FLAGS = ("seed", "batch_size", "early_stop", "shadow_num", "epochs", "data_root", "prune_epochs",
-                "attack_epochs", "attack_lr")
-
-
-def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> tuple[argparse.Namespace, Config]:
-    """Parse the artifact's `[DEVICE] CONFIG` positionals and the flags, then load the config."""
-    args = parser.parse_args(argv)
-    pos = args.positional
-    if len(pos) > 2:
-        raise UserError(f"too many positional arguments: {' '.join(pos)}", "usage: [DEVICE] CONFIG [--flags]")
-    if len(pos) == 2:
-        if args.device is not None:
-            raise UserError("device given twice (positional and --device)", "keep one of them")
-        args.device = pos[0]
-    args.config = pos[-1]
-    overrides = {k: getattr(args, k, None) for k in CONFIG_FLAGS}
-    return args, load_config(args.config, overrides)
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def resolve_device(spec: str | None) -> torch.device:
-    """`0` → cuda:0 (the artifact's GPU id), `cpu`, `cuda`, `cuda:N`, or auto (CUDA when present)."""
+    """`0` -> cuda:0 (the artifact's GPU id), `cpu`, `cuda`, `cuda:N`, or auto (CUDA when present)."""
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,22 +93,14 @@ def resolve_device(spec: str | None) -> torch.device:
 def configure_backends(fast: bool, threads: int | None = None) -> None:
     """Deterministic cuDNN by default (the artifact set benchmark=True); --fast trades that for speed."""
     if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be >= 1, got {threads}")
+        if not 1 <= threads <= 4096:
+            raise UserError(f"--threads must be between 1 and 4096, got {threads}")
         torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = fast
     torch.backends.cudnn.deterministic = not fast
     torch.backends.cuda.matmul.allow_tf32 = fast
     torch.backends.cudnn.allow_tf32 = fast
 
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-# ---------------------------------------------------------------- paths, logs, files
 
 def result_dir(cfg: Config) -> Path:
     return Path("result") / cfg.stem
@@ -245,85 +110,177 @@ def log_dir(cfg: Config) -> Path:
     return Path("log") / cfg.stem
 
 
-class _TqdmHandler(logging.StreamHandler):
-    """Writes through tqdm so log lines do not tear the progress bars."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stdout)
-
-
-def setup_logging(log_file: Path) -> None:
-    """Log lines go to stdout and to `log_file` (appended, so reruns keep the history)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log.handlers.clear()
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    for handler in (_TqdmHandler(), logging.FileHandler(log_file)):
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
+def channels_last(device: torch.device, x: torch.Tensor) -> bool:
+    """NHWC on CUDA for image batches: cuDNN's fast convolution kernels (tensor cores) want it; on the CPU
+    the default NCHW is as fast, so CPU runs keep it."""
+    return device.type == "cuda" and x.dim() == 4
 
 
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches in shared folders should stay readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def role_label(shadow: int | None) -> str:
+    return "victim" if shadow is None else f"shadow {shadow}"
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+@dataclass
+class Experiment:
+    cfg: Config
+    opts: RunOptions
+    device: torch.device
+    pool: datasets.Pool
+    splits: datasets.Splits
+
+    @property
+    def root(self) -> Path:
+        return result_dir(self.cfg)
+
+    @property
+    def logs(self) -> Path:
+        return log_dir(self.cfg)
+
+    def roles(self) -> list[int | None]:
+        """The victim first, then every shadow, the order in which the artifact trains them."""
+        return [None, *range(self.cfg.shadow_num)]
+
+    def tensors(self, shadow: int | None) -> SplitTensors:
+        """The victim's (shadow=None) or shadow i's train/dev/test tensors, sliced from the on-device pool."""
+        parts = (self.splits.victim_train, self.splits.victim_dev, self.splits.victim_test) if shadow is None \
+            else self.splits.shadows[shadow]
+        x, y = self.pool.x, self.pool.y
+        pieces = []
+        for idx in parts:
+            t = torch.as_tensor(idx, dtype=torch.long, device=x.device)
+            pieces += [x[t], y[t]]
+        return SplitTensors(*pieces)
+
+    def train_config(self, epochs: int) -> TrainConfig:
+        cfg = self.cfg
+        return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, early_stop=cfg.early_stop,
+                           optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           amp=self.opts.amp, progress=not self.opts.quiet)
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move a model to the experiment's device, in the data's memory format."""
+        if channels_last(self.device, self.pool.x):
+            return model.to(self.device, memory_format=torch.channels_last)
+        return model.to(self.device)
+
+    def fresh_model(self) -> nn.Module:
+        return self.place(build_model(self.cfg.model_name, self.cfg.num_cls, self.cfg.input_dim))
+
+    def model_dir(self, setting: ModelSetting, shadow: int | None) -> Path:
+        return setting.folder(self.root, shadow)
+
+    def command(self, script: str, extra: str = "") -> str:
+        """The shell command of a step on this experiment, for hints."""
+        device = self.opts.device or "auto"
+        return f"python {script} --device {device} {self.opts.config_path}{(' ' + extra) if extra else ''}"
+
+    def make_command(self, setting: ModelSetting) -> str:
+        """The command that makes the models of `setting` (pretrain.py or prune.py with its flags)."""
+        return self.command(setting.make_script(), setting.flags())
+
+    def checkpoint_path(self, setting: ModelSetting, shadow: int | None) -> Path:
+        return self.model_dir(setting, shadow) / "best.pth"
+
+    def require_models(self, setting: ModelSetting, shadows: bool = True) -> None:
+        """UserError naming the first missing checkpoint of `setting` and the command that makes it."""
+        for shadow in (self.roles() if shadows else [None]):
+            path = self.checkpoint_path(setting, shadow)
+            if not path.exists():
+                what = "original model" if setting.is_original else f"{role_label(shadow)} checkpoint"
+                raise UserError(f"{what} {path} not found", f"make it with: {self.make_command(setting)}")
+
+    def load_model(self, setting: ModelSetting, shadow: int | None) -> tuple[nn.Module, dict[str, Any]]:
+        """A model from its best.pth; a pruned one gets its masks re-attached so zeros stay zeros."""
+        path, hint = self.checkpoint_path(setting, shadow), self.make_command(setting)
+        ckpt = load_checkpoint(path, hint)
+        model = build_model(self.cfg.model_name, self.cfg.num_cls, self.cfg.input_dim)
+        try:
+            if ckpt.get("masks"):
+                pruner.load_pruned(model, ckpt["state"], ckpt["masks"])
+            else:
+                model.load_state_dict(ckpt["state"])
+        except (RuntimeError, KeyError, AttributeError, TypeError) as e:
+            raise UserError(f"checkpoint {path} does not fit model {self.cfg.model_name} "
+                            f"({str(e).splitlines()[0][:120]})", f"delete it and rerun: {hint}") from None
+        return self.place(model), ckpt
 
 
-def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, remake_split: bool = False) -> Experiment:
+    """Seed, start the log, load the pool and the split (made once, then reused), pick the device.
+
+    Data come before the device so a machine without the data says so first (the usual first mistake).
+    Only step 1 may remake a split that disagrees with the config (--overwrite); later steps must use
+    the members their originals were trained on.
+    """
+    setup_logging(log_dir(cfg) / log_name)
+    seed_everything(cfg.seed)
+    configure_backends(opts.fast, opts.threads)
+    log.info(f"Arguments: {' '.join(opts.words())}")
+    log.info(f"Save Folder: {result_dir(cfg)}")
+    log.info(f"Build Dataset {cfg.dataset_name}")
+    pool = datasets.load_pool(cfg.dataset_name, Path(cfg.data_root), input_dim=cfg.input_dim,
+                              num_cls=cfg.num_cls, download=opts.download)
+    splits = datasets.splits_for(len(pool.y), result_dir(cfg) / "data_index.json", seed=cfg.seed,
+                                 shadow_num=cfg.shadow_num, overwrite=remake_split, **cfg.split)
+    device = resolve_device(opts.device)
+    log.info(f"Total Data Size: {len(pool.y)}, Victim Train Size: {len(splits.victim_train)}, "
+             f"Victim Dev Size: {len(splits.victim_dev)}, Victim Test Size: {len(splits.victim_test)}")
+    log.info(f"Device: {device}")
+    x = pool.x.to(device, memory_format=torch.channels_last) if channels_last(device, pool.x) else pool.x.to(device)
+    pool = datasets.Pool(x=x, y=pool.y.to(device), name=pool.name)
+    return Experiment(cfg, opts, device, pool, splits)
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """One record per line, written with a single append so concurrent runs never interleave lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(_finite(record), sort_keys=True) + "\n")
+ModelWork = Callable[[Experiment, "int | None"], None]
 
 
-def _finite(value: Any) -> Any:
-    """inf / nan (e.g. epsilon without noise) become null: JSON has no Infinity, and readers choke on it."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return _finite(value.item())
-    return value
+def for_each_model(exp: Experiment, work: ModelWork, log_name: str) -> None:
+    """Run `work(exp, shadow)` for the victim and every shadow.
+
+    With `--workers N` (N > 1) the models are spread round-robin over N spawned processes sharing the
+    cores, each with (threads // N) torch threads: small models use 2+ threads poorly, so N one-thread
+    processes finish the same models sooner (bench.py measures it). Each model has its own seed, so the
+    models are the same as in one process up to float reduction order (thread count).
+    """
+    todo = exp.roles()
+    workers = exp.opts.workers
+    if workers == 1 or len(todo) == 1:
+        for shadow in todo:
+            work(exp, shadow)
+        return
+    workers = min(workers, len(todo))
+    threads = max(1, (exp.opts.threads or torch.get_num_threads()) // workers)
+    log.info(f"Training {len(todo)} models in {workers} processes with {threads} torch thread(s) each")
+    opts = replace(exp.opts, threads=threads, workers=1)
+    # spawn, not fork: a forked child of a process that already ran OpenMP/oneDNN code can deadlock.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_model_worker, opts, exp.cfg, log_name, work, todo[k::workers])
+                for k in range(workers)]
+        for job in jobs:
+            job.result()  # re-raises a worker's UserError here, after the other workers finished
 
 
-def load_checkpoint(path: Path, make_hint: str) -> dict[str, Any]:
-    """Load a checkpoint that never runs code; a missing or corrupt file names the command that makes it."""
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found", f"make it with: {make_hint}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and torch errors all mean the same thing to the user
-        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})",
-                        f"delete it and rerun: {make_hint}") from None
+def _model_worker(opts: RunOptions, cfg: Config, log_name: str, work: ModelWork, shadows: list[int | None]) -> None:
+    exp = open_experiment(opts, cfg, log_name)
+    for shadow in shadows:
+        work(exp, shadow)
 
 
-def run_main(main: Callable[[], None]) -> None:
-    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
-    try:
-        main()
-    except UserError as e:
-        print(e.line(), file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted (finished models are kept; rerun to resume)", file=sys.stderr)
-        sys.exit(130)
+def check_setting(cfg: Config, setting: ModelSetting, options: DefenseOptions) -> None:
+    """Every problem with the flags naming a model surfaces before data are loaded or anything is trained:
+    the pruner, the sparsity, that the model has layers the pruner targets, the defense and its arguments."""
+    if setting.is_original:
+        return
+    pruner.validate_pruner_name(str(setting.pruner_name))
+    pruner.validate_sparsity(setting.sparsity)
+    model = build_model(cfg.model_name, cfg.num_cls, cfg.input_dim)
+    pruner.require_targets(model, str(setting.pruner_name), cfg.model_name)
+    create_defense(setting.defend, setting.defend_arg, options)
+
+
+def versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "python": platform.python_version()}
+
+
+def seconds_since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

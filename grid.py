@@ -1,7 +1,8 @@
 """The experiment grid of run_all.sh and the runner that executes it (resumable, parallel, fault-tolerant).
 
-Each `Experiment` line below is one (config, settings) block; it expands into the ordered commands of the
-three steps. Adding a setting is editing one line of QUICK or PAPER.
+Each `GridBlock` line below is one (config, settings) block; it expands into the ordered commands of the
+three steps. Adding a setting is editing one line of QUICK or PAPER. The sweeps are data (names of registry
+entries); `check_names` verifies them against the registries before anything runs.
 
     python grid.py --quick|--paper [--dry-run] [--jobs N]      (run_all.sh calls this, then report.py)
 """
@@ -20,10 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cli import run_main
 from errors import UserError
-from experiment import run_main
+from setting import AttackSetting, ModelSetting
 
-ALL_PRUNERS = ("l1unstructure", "l1structure", "l2structure", "slim")
+ALL_PRUNERS = ("l1unstructure", "l1structure", "l2structure", "slim")  # the paper's four approaches
 PAPER_SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9)
 DEFENSE_SPARSITY = 0.6  # the paper's main defense figures (§6.3.2)
 PAPER_DEFENSES = {"ppb": (1, 2, 4, 8, 16), "adv": (0.5, 1, 2, 4, 8, 16), "dp": (0.01, 0.1, 1, 10, 100),
@@ -32,7 +34,7 @@ QUICK_DEFENSES = {"ppb": (1, 4), "adv": (1, 4), "dp": (0.1,), "dpsgd": (1,), "re
 
 
 @dataclass(frozen=True)
-class Experiment:
+class GridBlock:
     """One config's block of the grid: which approaches, sparsities, defenses and extra studies to run."""
 
     config: str
@@ -47,27 +49,32 @@ class Experiment:
     def commands(self) -> list[str]:
         """The steps in dependency order: pretrain, plain prunes, defended prunes, then the attacks."""
         cfg = f"config/{self.config}.json"
-        step = lambda script, extra="": " ".join(  # noqa: E731
-            p for p in (f"python {script} {cfg}", extra, self.flags) if p)
-        plain = [(p, s) for p in self.pruners for s in self.sparsities]
-        defended = [(p, DEFENSE_SPARSITY, d, a) for p in self.defense_pruners for d, args in self.defenses.items()
-                    for a in args]
-        prune = lambda p, s: f"--pruner_name {p} --prune_sparsity {s}"  # noqa: E731
+
+        def step(script: str, extra: str = "") -> str:
+            return " ".join(p for p in (f"python {script} {cfg}", extra, self.flags) if p)
+        plain = [ModelSetting(p, s) for p in self.pruners for s in self.sparsities]
+        defended = [ModelSetting(p, DEFENSE_SPARSITY, d, a) for p in self.defense_pruners
+                    for d, args in self.defenses.items() for a in args]
         cmds = [step("pretrain.py")]
-        cmds += [step("prune.py", prune(p, s)) for p, s in plain]
-        cmds += [step("prune.py", f"{prune(p, s)} --defend {d} --defend_arg {a}") for p, s, d, a in defended]
+        cmds += [step("prune.py", m.flags()) for m in plain + defended]
         cmds.append(step("mia.py", "--original --attacks all"))
-        cmds += [step("mia.py", f"{prune(p, s)} --attacks all") for p, s in plain]
-        for p, s, d, a in defended:
+        cmds += [step("mia.py", f"{m.flags()} --attacks all") for m in plain]
+        for m in defended:
             for adaptive in ("", " --adaptive"):
-                cmds.append(step("mia.py", f"{prune(p, s)} --defend {d} --defend_arg {a}{adaptive} "
-                                           f"--attacks {self.study_attacks}"))
+                cmds.append(step("mia.py", f"{m.flags()}{adaptive} --attacks {self.study_attacks}"))
         rng = random.Random(self.config)  # the same draws on every run
         pairs = [(v, sh) for v in plain for sh in plain if v != sh]
-        for (p, s), (p2, s2) in rng.sample(pairs, min(self.unknown, len(pairs))):  # distinct draws
-            cmds.append(step("mia.py", f"{prune(p, s)} --shadow_pruner_name {p2} --shadow_prune_sparsity {s2} "
+        for victim, shadow in rng.sample(pairs, min(self.unknown, len(pairs))):  # distinct draws
+            unknown = AttackSetting.of(victim, shadow_pruner_name=shadow.pruner_name, shadow_sparsity=shadow.sparsity)
+            cmds.append(step("mia.py", f"{victim.flags()} --shadow_pruner_name {unknown.shadows.pruner_name} "
+                                       f"--shadow_prune_sparsity {unknown.shadows.sparsity:g} "
                                        f"--attacks {self.study_attacks}"))
         return cmds
+
+    def names(self) -> tuple[set[str], set[str], set[str]]:
+        """(pruners, defenses, attacks) this block names, for `check_names`."""
+        attacks = {a for a in self.study_attacks.split(",") if a != "all"}
+        return set(self.pruners) | set(self.defense_pruners), set(self.defenses), attacks
 
 
 # The quick profile: 2-core CPU, embedded data, 15 minutes (790 s measured, README). Its reductions: 2 shadows
@@ -76,23 +83,35 @@ class Experiment:
 # SAMIA dominates a CPU run (a transformer over C tokens per row), hence these cuts.
 QUICK_FLAGS = "--shadow_num 2 --attack_epochs 10 --attack_lr 0.01"
 QUICK = [  # the longest chain first, so the two workers finish together
-    Experiment("synthetic_purchase_columnfc", sparsities=(0.6, 0.9), defenses=QUICK_DEFENSES, unknown=2,
+    GridBlock("synthetic_purchase_columnfc", sparsities=(0.6, 0.9), defenses=QUICK_DEFENSES, unknown=2,
                flags=QUICK_FLAGS, study_attacks="samia,threshold"),
-    Experiment("digits_resnet18", pruners=ALL_PRUNERS, sparsities=(0.7,), flags=QUICK_FLAGS + " --prune_epochs 4"),
-    Experiment("digits_columnfc", sparsities=PAPER_SPARSITIES, flags=QUICK_FLAGS),
+    GridBlock("digits_resnet18", pruners=ALL_PRUNERS, sparsities=(0.7,), flags=QUICK_FLAGS + " --prune_epochs 4"),
+    GridBlock("digits_columnfc", sparsities=PAPER_SPARSITIES, flags=QUICK_FLAGS),
 ]
 
 CNN_CONFIGS = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "dense", "vgg16")]
 PAPER = (
-    [Experiment(c, pruners=ALL_PRUNERS, unknown=20,
+    [GridBlock(c, pruners=ALL_PRUNERS, unknown=20,
                 defenses=PAPER_DEFENSES if c.startswith("cifar10_") or c.endswith("_resnet18") else {},
                 defense_pruners=ALL_PRUNERS if c == "cifar10_resnet18" else ("l1unstructure",))
      for c in CNN_CONFIGS]
-    + [Experiment(c, defenses=PAPER_DEFENSES) for c in ("location", "purchase", "texas100")]
+    + [GridBlock(c, defenses=PAPER_DEFENSES) for c in ("location", "purchase", "texas100")]
     # Table 2: other train/test/dev ratios of CIFAR10 ResNet18, L1-unstructured 0.7.
-    + [Experiment(f"cifar10_resnet18_split{r}", sparsities=(0.7,)) for r in ("50_40", "60_30", "70_20")]
+    + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,)) for r in ("50_40", "60_30", "70_20")]
 )
 PROFILES = {"quick": QUICK, "paper": PAPER}
+
+
+def check_names(blocks: list[GridBlock]) -> None:
+    """Every pruner, defense and attack a profile names exists in its registry (before any work)."""
+    from attackers import ATTACKS  # the registries import torch; grid.py's --help should not wait for it
+    from defenses import DEFENSES
+    from pruner import PRUNERS
+
+    for block in blocks:
+        for registry, names in zip((PRUNERS, DEFENSES, ATTACKS), block.names()):
+            for name in sorted(names):
+                registry.get(name)
 
 
 def stamp(command: str) -> Path:
@@ -173,6 +192,7 @@ def main() -> None:
     args = p.parse_args()
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_names(PROFILES[args.profile])
     chains = [e.commands() for e in PROFILES[args.profile]]
     if args.dry_run:
         for cmd in (c for chain in chains for c in chain):

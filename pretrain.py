@@ -14,30 +14,34 @@ import time
 
 import torch
 
-from experiment import add_workers_flag, atomic_torch_save, base_parser, log, parse, run_main
-from pipeline import Experiment, for_each_model, fresh_model, model_dir, model_label, open_experiment, train_config
+from cli import add_workers_flag, base_parser, parse, run_main
+from experiment import Experiment, for_each_model, model_seed, open_experiment, role_label
+from setting import ModelSetting
+from storage import atomic_torch_save, log
 from training import evaluate, fit
+
+ORIGINAL = ModelSetting.original()
 
 
 def train_original(exp: Experiment, shadow: int | None) -> None:
     """Train one original model unless its best.pth exists; each model has its own seed, so a rerun that
     skips finished models trains the rest exactly as an uninterrupted run would."""
-    folder = model_dir(exp.root, None, shadow)
-    if (folder / "best.pth").exists() and not exp.args.overwrite:
+    folder = exp.model_dir(ORIGINAL, shadow)
+    if (folder / "best.pth").exists() and not exp.opts.overwrite:
         log.info(f"{folder.name}: finished earlier, skipped (use --overwrite to retrain)")
         return
-    index = 0 if shadow is None else shadow + 1
-    torch.manual_seed(exp.cfg.seed + 1000 * index)
-    generator = torch.Generator().manual_seed(exp.cfg.seed + 1000 * index)
-    model = fresh_model(exp)
+    seed = model_seed(exp.cfg, shadow, "pretrain")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = exp.fresh_model()
     data = exp.tensors(shadow)
     start = time.perf_counter()
-    result = fit(model, data, train_config(exp, exp.cfg.epochs), generator=generator,
+    result = fit(model, data, exp.train_config(exp.cfg.epochs), generator=generator,
                  label="" if shadow is None else "Shadow ", desc=folder.name)
     train_acc, _ = evaluate(model, data.train_x, data.train_y)
     ckpt = result.checkpoint() | {"train_acc": train_acc}
     atomic_torch_save(ckpt, folder / "best.pth")
-    log.info(f"{folder.name} ({model_label(shadow)}): train {train_acc:.2f} / dev {result.dev_acc:.2f} / "
+    log.info(f"{folder.name} ({role_label(shadow)}): train {train_acc:.2f} / dev {result.dev_acc:.2f} / "
              f"test {result.test_acc:.2f} % accuracy, {result.epochs_run} epochs (best {result.best_epoch}), "
              f"{time.perf_counter() - start:.1f} s")
 
@@ -47,8 +51,8 @@ def main() -> None:
     parser.add_argument("--download", action="store_true",
                         help="let torchvision download CIFAR/SVHN into data_root when missing")
     add_workers_flag(parser)
-    args, cfg = parse(parser)
-    exp = open_experiment(args, cfg, "pretrain.log", remake_split=args.overwrite)
+    _, opts, cfg = parse(parser)
+    exp = open_experiment(opts, cfg, "pretrain.log", remake_split=opts.overwrite)
     for_each_model(exp, train_original, "pretrain.log")
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from errors import UserError
+from registry import Registry
 
 Masks = dict[str, Tensor]  # "module_name.weight" / "module_name.bias" -> 0/1 tensor of the parameter's shape
 
@@ -188,29 +190,30 @@ def slim_masks(model: nn.Module, sparsity: float) -> Masks:
     return masks
 
 
-PRUNERS: dict[str, Callable[[nn.Module, float], Masks]] = {
-    "l1unstructure": level_masks,
-    "l1structure": l1_filter_masks,
-    "l2structure": l2_filter_masks,
-    "slim": slim_masks,
-}
+@dataclass(frozen=True)
+class Pruner:
+    """A pruning approach: its mask rule, the layer types it touches (also the denominator of the measured
+    `pruned_layers` sparsity) and how to name them in an error message."""
 
-# What each approach prunes: the layer types it touches (also the denominator of measured `pruned_layers`
-# sparsity) and how to name them in an error message.
-_TARGETS: dict[str, tuple[frozenset[str], str]] = {
-    "l1unstructure": (LEVEL_OP_TYPES, "Conv/Linear/Embedding weights"),
-    "l1structure": (FILTER_OP_TYPES, "Conv2d filters"),
-    "l2structure": (FILTER_OP_TYPES, "Conv2d filters"),
-    "slim": (SLIM_OP_TYPES, "BatchNorm2d channels"),
-}
+    name: str
+    compute: Callable[[nn.Module, float], Masks]
+    op_types: frozenset[str]
+    what: str
+
+
+PRUNERS: Registry[Pruner] = Registry("pruner")
+register_pruner = PRUNERS.register
+
+register_pruner(Pruner("l1unstructure", level_masks, LEVEL_OP_TYPES, "Conv/Linear/Embedding weights"))
+register_pruner(Pruner("l1structure", l1_filter_masks, FILTER_OP_TYPES, "Conv2d filters"))
+register_pruner(Pruner("l2structure", l2_filter_masks, FILTER_OP_TYPES, "Conv2d filters"))
+register_pruner(Pruner("slim", slim_masks, SLIM_OP_TYPES, "BatchNorm2d channels"))
 
 
 # ------------------------------------------------------------------------------------------- validation
 def validate_pruner_name(name: str) -> str:
     """The name itself, or UserError listing the valid names."""
-    if name not in PRUNERS:
-        raise UserError(f"unknown pruner '{name}'", f"valid pruners: {', '.join(PRUNERS)}")
-    return name
+    return PRUNERS.get(name).name
 
 
 def validate_sparsity(sparsity: float) -> float:
@@ -224,7 +227,8 @@ def validate_sparsity(sparsity: float) -> float:
 
 def require_targets(model: nn.Module, pruner_name: str, model_name: str | None) -> None:
     """UserError when the model has nothing this approach prunes (e.g. l1structure on the columnfc MLP)."""
-    op_types, what = _TARGETS[pruner_name]
+    entry = PRUNERS.get(pruner_name)
+    op_types, what = entry.op_types, entry.what
     if not _layers(model, op_types):
         shown = model_name or type(model).__name__
         raise UserError(f"{pruner_name} prunes {what} but model {shown} has none", _FC_HINT)
@@ -242,7 +246,7 @@ def compute_masks(model: nn.Module, pruner_name: str, sparsity: float, *,
     sparsity = validate_sparsity(sparsity)
     require_targets(model, pruner_name, model_name)
     with torch.no_grad():
-        return PRUNERS[pruner_name](model, sparsity)
+        return PRUNERS.get(pruner_name).compute(model, sparsity)
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:
@@ -347,7 +351,7 @@ def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | No
     """
     validate_pruner_name(pruner_name)
     require_targets(model, pruner_name, model_name)
-    op_types = _TARGETS[pruner_name][0]
+    op_types = PRUNERS.get(pruner_name).op_types
     counts: dict[str, tuple[int, int]] = {}  # module name -> (zeros, numel) of its weight, each counted once
     for name, module in _layers(model, LEVEL_OP_TYPES | op_types):
         weight = _current(module, "weight")

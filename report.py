@@ -16,7 +16,6 @@ mia.py ran in, by default LOGDIR's parent (--root overrides). Absent data skip a
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,24 +29,15 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from attackers import metrics  # noqa: E402
+import results  # noqa: E402
+from attackers import baseline_result, headline_results, metrics, proposed_result, result_order  # noqa: E402
+from cli import run_main  # noqa: E402
 from errors import UserError  # noqa: E402
-from experiment import run_main  # noqa: E402
+from results import AttackRecord  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 KEY = ["config", "setting", "attack"]
-REQUIRED = ("config", "setting", "attack", "paper_acc")
-MAIN_ATTACKS = ("samia", "mentr", "conf", "hconf", "blindmi")
-ATTACK_ORDER = ("samia", "conf", "xent", "entr", "mentr", "top1_conf", "hconf", "nn", "nn_top3", "nn_cls",
-                "blindmi")
-NO_DEFENSE = ("", "basic")
 KEEP_ACC_FRACTION = 0.75  # paper §6.3.2: drop defended settings below 75 % of Basic's test accuracy
-# Filled in when a record lacks a key (older logs); shadow_* default to the victim's below.
-DEFAULTS: dict[str, Any] = {
-    "original": None, "pruner_name": None, "prune_sparsity": np.nan, "defend": "", "defend_arg": np.nan,
-    "adaptive": False, "shadow_pruner_name": None, "shadow_prune_sparsity": np.nan, "epsilon": np.nan,
-    "victim_test_acc": np.nan, "auc": np.nan, "tpr_at_1pct_fpr": np.nan, "confidence_gap": np.nan,
-    "sensitivity_gap": np.nan, "generalization_gap": np.nan, "scores_file": None}
 HEADERS = {  # Markdown column titles (CSV keeps the record keys)
     "config": "config", "setting": "setting", "attack": "attack", "victim_test_acc": "test acc (%)",
     "paper_acc": "attack acc (%)", "auc": "AUC (%)", "tpr_at_1pct_fpr": "TPR@1%FPR (%)",
@@ -64,39 +54,23 @@ SPARSITY_LABEL = "sparsity (fraction of weights pruned)"
 
 
 # ----------------------------------------------------------------------------------------------- loading
-def read_records(logdir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def read_records(logdir: Path) -> tuple[list[AttackRecord], list[str]]:
     """Every record of LOGDIR/*/results.jsonl in file order, plus notes about lines that were skipped."""
     if not logdir.is_dir():
         raise UserError(f"{logdir}: no such folder", "pass the log/ folder that mia.py writes to")
     files = sorted(logdir.glob("*/results.jsonl"))
     if not files and (logdir / "results.jsonl").is_file():
         raise UserError(f"{logdir} is one config's log folder", f"pass the folder above it: {logdir.parent}")
-    records: list[dict[str, Any]] = []
+    records: list[AttackRecord] = []
     notes: list[str] = []
     for path in files:
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                notes.append(f"{path}:{number}: not valid JSON, skipped")
-                continue
-            missing = [k for k in required(record) if not isinstance(record, dict) or record.get(k) is None]
-            if missing:
-                notes.append(f"{path}:{number}: no {', '.join(missing)}, skipped")
-                continue
-            records.append(record)
+        found, skipped = results.read_records(path)
+        records += found
+        notes += skipped
     if not records:
         raise UserError(f"no results in {logdir}/*/results.jsonl",
                         "run mia.py first; it appends to log/<config>/results.jsonl")
     return records, notes
-
-
-def required(record: Any) -> tuple[str, ...]:
-    """The keys a record needs: REQUIRED, and a pruned model's pruner and sparsity."""
-    original = not isinstance(record, dict) or record.get("original") or record.get("setting") == "original"
-    return REQUIRED if original else REQUIRED + ("pruner_name", "prune_sparsity")
 
 
 def dedup(df: pd.DataFrame) -> pd.DataFrame:
@@ -104,12 +78,9 @@ def dedup(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop_duplicates(subset=KEY, keep="last").reset_index(drop=True)
 
 
-def normalize(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Flat, deduplicated, sorted DataFrame: defaults for absent keys, shadow_* = victim's when unset."""
-    df = pd.json_normalize(records, sep=".")
-    for key, value in DEFAULTS.items():
-        if key not in df:
-            df[key] = value
+def normalize(records: list[AttackRecord]) -> pd.DataFrame:
+    """Flat, deduplicated, sorted DataFrame: shadow_* = victim's when unset (records of other producers)."""
+    df = pd.json_normalize([r.to_json() for r in records], sep=".")
     df["defend"] = df["defend"].fillna("").astype(str)
     df["original"] = df["original"].fillna(df["setting"] == "original").astype(bool)
     df["adaptive"] = df["adaptive"].fillna(False).astype(bool)
@@ -122,7 +93,7 @@ def normalize(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def sort_records(df: pd.DataFrame) -> pd.DataFrame:
     """Config, original first, pruner, sparsity, defense, argument, adaptive, shadows, attack order."""
-    rank = {a: i for i, a in enumerate(ATTACK_ORDER)}
+    rank = {a: i for i, a in enumerate(result_order())}
     tmp = df.assign(_rank=df["attack"].map(rank).fillna(len(rank)))
     cols = ["config", "original", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive",
             "shadow_pruner_name", "shadow_prune_sparsity", "_rank", "attack"]
@@ -138,7 +109,7 @@ def load_results(logdir: Path) -> tuple[pd.DataFrame, list[str]]:
 
 # ----------------------------------------------------------------------------------------------- record kinds
 def defended(df: pd.DataFrame) -> pd.Series:
-    return ~df["defend"].isin(NO_DEFENSE)
+    return df["defend"] != ""
 
 
 def unknown(df: pd.DataFrame) -> pd.Series:
@@ -158,8 +129,8 @@ def main_attack(df: pd.DataFrame, wanted: str | None = None) -> str | None:
     attacks = set(df["attack"])
     if wanted is not None:
         return wanted if wanted in attacks else None
-    if "samia" in attacks:
-        return "samia"
+    if proposed_result() in attacks:
+        return proposed_result()
     return str(df.groupby("attack")["paper_acc"].mean().idxmax()) if len(df) else None
 
 
@@ -177,7 +148,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
 def headline_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per config and setting, the main attacks that exist: test acc, attack acc, AUC, TPR at 1 % FPR."""
     cols = ["config", "setting", "attack", "victim_test_acc", "paper_acc", "auc", "tpr_at_1pct_fpr"]
-    return df.loc[df["attack"].isin(MAIN_ATTACKS), cols].reset_index(drop=True)
+    return df.loc[df["attack"].isin(headline_results()), cols].reset_index(drop=True)
 
 
 def table1(df: pd.DataFrame) -> pd.DataFrame:
@@ -429,9 +400,10 @@ def pruner_lines(rows: pd.DataFrame, x: str, style: dict[str, Any], annotate: bo
 def original_points(rows: pd.DataFrame, attack: str, x: str) -> list[Series]:
     """The original model attacked with `attack` (star) and, as the paper plots it, with conf (diamond)."""
     out = []
-    for name, style in ((attack, STAR), ("conf", DIAMOND)):
+    baseline = baseline_result()
+    for name, style in ((attack, STAR), (baseline, DIAMOND)):
         o = rows[rows["original"] & (rows["attack"] == name)]
-        if len(o) and not (name == "conf" and attack == "conf"):
+        if len(o) and not (name == baseline and attack == baseline):
             xs = o[x].fillna(0.0) if x == "prune_sparsity" else o[x]  # the original sits at sparsity 0
             out.append(Series(f"original ({name})", xs.to_numpy(float),
                               o["paper_acc"].to_numpy(float), style=style))
@@ -595,7 +567,7 @@ def attack_bars(rows: pd.DataFrame, pruner: str, reference: pd.DataFrame) -> Pan
     """Grouped bars: one group per sparsity, one bar per attack; the original's conf accuracy as a line."""
     g = rows[rows["pruner_name"] == pruner]
     sparsities = sorted(g["prune_sparsity"].unique())
-    attacks = [a for a in ATTACK_ORDER if a in set(g["attack"])] + sorted(set(g["attack"]) - set(ATTACK_ORDER))
+    attacks = [a for a in result_order() if a in set(g["attack"])] + sorted(set(g["attack"]) - set(result_order()))
     table = g.pivot_table(index="prune_sparsity", columns="attack", values="paper_acc").reindex(sparsities)
     series = [Series(a, range(len(sparsities)), table[a].to_numpy(float), kind="bar") for a in attacks]
     series += [Series(f"{r.attack} (original)", y=[r.paper_acc], kind="hline") for r in reference.itertuples()]
@@ -611,8 +583,8 @@ def fig10(df: pd.DataFrame, out: Path) -> list[Entry]:
             entries.append(skip("Fig 10", f"Fig 10 for {config}", "no undefended pruned records"))
             continue
         original = rows[rows["original"]]
-        reference = original[original["attack"] == ("conf" if "conf" in set(original["attack"])
-                                                    else main_attack(original))]
+        compare = baseline_result() if baseline_result() in set(original["attack"]) else main_attack(original)
+        reference = original[original["attack"] == compare]
         panels = [attack_bars(pruned, p, reference) for p in sorted(pruned["pruner_name"].unique())]
         entries.append(figure("Fig 10", out, f"fig10_attacks_{config}.png", panels,
                               f"{config}: attack comparison per pruning approach (Fig 10 analogue)",
@@ -718,7 +690,7 @@ def roc_series(rows: pd.DataFrame, root: Path) -> tuple[list[Series], list[str],
 
 def fig_roc(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
     entries = []
-    for (config, setting), rows in df[df["attack"].isin(MAIN_ATTACKS)].groupby(["config", "setting"], sort=False):
+    for (config, setting), rows in df[df["attack"].isin(headline_results())].groupby(["config", "setting"], sort=False):
         series, missing, n = roc_series(rows, root)
         what = f"ROC for {config} {setting}"
         if not series:

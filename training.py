@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from errors import UserError
-from experiment import log
+from storage import log
 
 
 @dataclass
@@ -58,6 +58,10 @@ class FitResult:
     test_loss: float
     seconds: float
     extras: dict[str, Any] = field(default_factory=dict)
+    # Wall seconds by phase: "train" (train_one_epoch), "evaluate" (dev + test each epoch), "copy" (snapshots
+    # of the best weights); bench.py reads them, and the rest of `seconds` is logging and bookkeeping.
+    phases: dict[str, float] = field(default_factory=dict)
+    copies: int = 0
 
     def checkpoint(self) -> dict[str, Any]:
         """The artifact's checkpoint dict ({epoch, acc, loss, state}) plus dev accuracy and extras."""
@@ -193,15 +197,19 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
     hooks.setup(model, data, cfg, generator)
     optimizer = hooks.make_optimizer(model, cfg)
     start = time.perf_counter()
-    best: dict[str, Any] = {"dev_acc": 0.0, "epoch": 0, "state": copy.deepcopy(model.state_dict()),
-                            "train_acc": 0.0, "test_acc": 0.0, "test_loss": float("nan"), "extras": {}}
+    clock = _PhaseClock()
+    with clock("copy"):
+        best: dict[str, Any] = {"dev_acc": 0.0, "epoch": 0, "state": copy.deepcopy(model.state_dict()),
+                                "train_acc": 0.0, "test_acc": 0.0, "test_loss": float("nan"), "extras": {}}
     stale, epochs_run = 0, 0
     bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not cfg.progress, unit="epoch")
     for epoch in bar:
-        train = train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg,
-                                generator=generator, epoch=epoch)
-        dev_acc, dev_loss = evaluate(model, data.dev_x, data.dev_y, amp=cfg.amp)
-        test_acc, test_loss = evaluate(model, data.test_x, data.test_y, amp=cfg.amp)
+        with clock("train"):
+            train = train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg,
+                                    generator=generator, epoch=epoch)
+        with clock("evaluate"):
+            dev_acc, dev_loss = evaluate(model, data.dev_x, data.dev_y, amp=cfg.amp)
+            test_acc, test_loss = evaluate(model, data.test_x, data.test_y, amp=cfg.amp)
         extras = hooks.end_epoch(epoch)
         epochs_run = epoch + 1
         extra_train = {k: v for k, v in train.items() if k not in ("acc", "loss")}
@@ -211,7 +219,9 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
         log.info(format_line(f"Epoch {epoch} {label}Test", test_acc, test_loss))
         bar.set_postfix(dev=f"{dev_acc:.1f}", test=f"{test_acc:.1f}")
         if dev_acc > best["dev_acc"]:
-            best = {"dev_acc": dev_acc, "epoch": epochs_run, "state": copy.deepcopy(model.state_dict()),
+            with clock("copy"):
+                state = copy.deepcopy(model.state_dict())
+            best = {"dev_acc": dev_acc, "epoch": epochs_run, "state": state,
                     "train_acc": train["acc"], "test_acc": test_acc, "test_loss": test_loss, "extras": extras}
             stale = 0
         else:
@@ -224,4 +234,22 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
     return FitResult(state=best["state"], best_epoch=best["epoch"], epochs_run=epochs_run,
                      train_acc=best["train_acc"], dev_acc=best["dev_acc"], test_acc=best["test_acc"],
                      test_loss=best["test_loss"], seconds=time.perf_counter() - start,
-                     extras=best["extras"] | {"last_epoch": extras} if extras else best["extras"])
+                     extras=best["extras"] | {"last_epoch": extras} if extras else best["extras"],
+                     phases=dict(clock.seconds), copies=clock.calls.get("copy", 0))
+
+
+class _PhaseClock:
+    """Adds the wall time of each `with clock(name):` block to seconds[name] (and counts the blocks)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.calls[name] = self.calls.get(name, 0) + 1

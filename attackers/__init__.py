@@ -1,51 +1,74 @@
-"""Attack registry (DESIGN §1, §8): adding an attack is one module plus one entry in ATTACKS.
+"""Attack registry (DESIGN §1, §8): adding an attack is one module plus one `register_attack` line below.
 
 Every attack reads one `AttackInput` and returns AttackResults with one score per victim row
-(larger = member); see attackers/base.py.
+(larger = member); see attackers/base.py for the class attributes a caller relies on.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from attackers.base import Attack, AttackInput, AttackResult
+from attackers.base import Attack, AttackInput, AttackResult, TargetAccess
 from attackers.blindmi import BlindMIAttack
 from attackers.nn import NNAttack, NNClsAttack, NNTop3Attack
 from attackers.samia import SamiaAttack
 from attackers.threshold import ThresholdAttack
 from errors import UserError
+from registry import Registry
 
-ATTACKS: dict[str, type[Attack]] = {
-    "samia": SamiaAttack,
-    "threshold": ThresholdAttack,
-    "nn": NNAttack,
-    "nn_top3": NNTop3Attack,
-    "nn_cls": NNClsAttack,
-    "blindmi": BlindMIAttack,
-}
-ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+register_attack = ATTACKS.register
+
+register_attack(SamiaAttack)
+register_attack(ThresholdAttack)
+register_attack(NNAttack)
+register_attack(NNTop3Attack)
+register_attack(NNClsAttack)
+register_attack(BlindMIAttack)
 
 
 def resolve_attacks(spec: str) -> list[str]:
     """`--attacks` value -> attack names in the order given (duplicates dropped); "all" = every attack."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    if "all" in names:
-        return list(ATTACK_NAMES)
-    unknown = [n for n in names if n not in ATTACKS]
+    unknown = [n for n in names if n not in ATTACKS and n != "all"]
     if unknown or not names:
         raise UserError(f"unknown attack(s) {', '.join(unknown) or repr(spec)} in --attacks",
-                        "valid: all, " + ", ".join(ATTACK_NAMES))
+                        "valid: all, " + ", ".join(ATTACKS.names()))
+    if "all" in names:
+        return list(ATTACKS.names())
     return list(dict.fromkeys(names))
 
 
-def build_attack(name: str, **settings: Any) -> Attack:
-    """An attack with its config built from the `settings` its config dataclass knows (others ignored),
-    so a caller can pass one pool of settings (epochs, lr, device, seed, ...) to every attack."""
-    cls = ATTACKS[name]
-    if cls.config_cls is None:
-        return cls()
-    known = {f.name for f in dataclasses.fields(cls.config_cls)}
-    return cls(cls.config_cls(**{k: v for k, v in settings.items() if k in known}))
+def create_attack(name: str, **settings: Any) -> Attack:
+    return ATTACKS.get(name).create(**settings)
 
 
-__all__ = ["ATTACKS", "ATTACK_NAMES", "Attack", "AttackInput", "AttackResult", "build_attack", "resolve_attacks"]
+def result_order() -> tuple[str, ...]:
+    """Every result name in registry order (tables and figures list attacks in this order)."""
+    return tuple(r for a in ATTACKS for r in a.results())
+
+
+def headline_results() -> tuple[str, ...]:
+    return tuple(r for a in ATTACKS for r in a.headline)
+
+
+def proposed_result() -> str | None:
+    """The paper's own attack (SAMIA), which the report shows by default."""
+    return next((r for a in ATTACKS for r in a.proposed), None)
+
+
+def baseline_result() -> str | None:
+    """The simple attack other results are compared with (Conf, as in the paper's Fig 10)."""
+    return next((r for a in ATTACKS for r in a.baseline), None)
+
+
+def artifact_line(result: str) -> str | None:
+    """The artifact's log line format for a result name, if it printed one."""
+    for attack in ATTACKS:
+        if result in attack.artifact_lines:
+            return attack.artifact_lines[result]
+    return None
+
+
+__all__ = ["ATTACKS", "Attack", "AttackInput", "AttackResult", "TargetAccess", "artifact_line", "baseline_result",
+           "create_attack", "headline_results", "proposed_result", "register_attack", "resolve_attacks",
+           "result_order"]

@@ -6,10 +6,12 @@ target rows are the victim's train (member=1) and test (member=0) samples.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -48,11 +50,49 @@ class AttackResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class TargetAccess:
+    """What an attack may do with the victim before it runs (`Attack.prepare`): query it as a black box on
+    inputs of its own making. `inputs` are the victim's target rows (members then non-members)."""
+
+    inputs: torch.Tensor
+    query: Callable[[torch.Tensor], np.ndarray]  # inputs -> softmax outputs (n, C)
+
+
 class Attack:
-    """An attack is a small class with a config and `run` (LeakPro style); see attackers/__init__.py."""
+    """An attack is a small class with a config and `run` (LeakPro style); see attackers/__init__.py.
+
+    Its class attributes are everything a caller needs, so no caller branches on an attack's name:
+    `result_names` (what `run` returns, default just `name`), `artifact_lines` (the artifact's log line per
+    result), `headline` (the results the report's headline table shows) and `prepare` (work before `run`
+    that needs the victim itself; its dict is merged into the AttackInput).
+    """
 
     name: ClassVar[str] = ""
     config_cls: ClassVar[type | None] = None  # the settings dataclass its __init__ takes, if any
+    result_names: ClassVar[tuple[str, ...]] = ()
+    artifact_lines: ClassVar[dict[str, str]] = {}
+    headline: ClassVar[tuple[str, ...]] = ()
+    proposed: ClassVar[tuple[str, ...]] = ()  # the paper's own attack (the report's default main attack)
+    baseline: ClassVar[tuple[str, ...]] = ()  # the simple attack other results are compared with (Fig 10)
+
+    @classmethod
+    def results(cls) -> tuple[str, ...]:
+        return cls.result_names or (cls.name,)
+
+    @classmethod
+    def create(cls, **settings: Any) -> "Attack":
+        """An attack with its config built from the `settings` its config dataclass knows (others ignored),
+        so a caller can pass one pool of settings (epochs, lr, device, seed, ...) to every attack."""
+        if cls.config_cls is None:
+            return cls()
+        known = {f.name for f in dataclasses.fields(cls.config_cls)}
+        return cls(cls.config_cls(**{k: v for k, v in settings.items() if k in known}))  # type: ignore[call-arg]
+
+    def prepare(self, target: TargetAccess) -> dict[str, Any]:
+        """Extra AttackInput fields computed from the victim itself; most attacks need none."""
+        del target
+        return {}
 
     def run(self, data: AttackInput) -> list[AttackResult]:
         raise NotImplementedError

@@ -36,11 +36,12 @@ paper_acc: plain accuracy (%) of the hard decisions (the script's `evaluate_atta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from attackers.base import Attack, AttackInput, AttackResult
+from attackers.base import Attack, AttackInput, AttackResult, TargetAccess
 from attackers.features import top_k_sorted
 from attackers.metrics import paper_accuracy
 
@@ -144,6 +145,7 @@ class BlindMIAttack(Attack):
 
     name = "blindmi"
     config_cls = BlindMIConfig
+    headline = ("blindmi",)
 
     def __init__(self, config: object | None = None) -> None:
         # A learned attack's settings (e.g. nn.TrainConfig) may be handed to every attack alike; only its
@@ -152,6 +154,12 @@ class BlindMIAttack(Attack):
             self.config = config
         else:
             self.config = BlindMIConfig(seed=getattr(config, "seed", BlindMIConfig.seed))
+
+    def prepare(self, target: TargetAccess) -> dict[str, Any]:
+        """The victim's outputs on generated non-members (BlindMI's reference set R)."""
+        gen = torch.Generator().manual_seed(self.config.seed)
+        fake = generate_nonmembers(target.inputs, self.config.n_reference or len(target.inputs), gen)
+        return {"reference_probs": target.query(fake.to(target.inputs.device))}
 
     def run(self, data: AttackInput) -> list[AttackResult]:
         if data.reference_probs is None:

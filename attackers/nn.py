@@ -143,6 +143,7 @@ class NNAttack(LearnedAttack):
     """Shokri et al.'s NN attack on the confidence vector p."""
 
     name = "nn"
+    artifact_lines = {"nn": "NN attack accuracy {:.3f}"}
 
     def features(self, probs: np.ndarray, sens: np.ndarray, labels: np.ndarray, num_cls: int) -> np.ndarray:
         return probs
@@ -152,6 +153,7 @@ class NNTop3Attack(LearnedAttack):
     """Salem et al.'s Top3-NN: the three largest confidences, sorted."""
 
     name = "nn_top3"
+    artifact_lines = {"nn_top3": "Top3-NN Attack Accuracy {}"}
 
     def features(self, probs: np.ndarray, sens: np.ndarray, labels: np.ndarray, num_cls: int) -> np.ndarray:
         return top_k_sorted(probs, 3)
@@ -161,6 +163,7 @@ class NNClsAttack(LearnedAttack):
     """Nasr et al.'s NNCls: confidences and the one-hot ground-truth label."""
 
     name = "nn_cls"
+    artifact_lines = {"nn_cls": "NNCls Attack Accuracy {}"}
 
     def features(self, probs: np.ndarray, sens: np.ndarray, labels: np.ndarray, num_cls: int) -> np.ndarray:
         return np.concatenate([probs, one_hot(labels, num_cls)], axis=1)

@@ -65,6 +65,9 @@ class SamiaAttack(LearnedAttack):
     """SAMIA: per-class tokens of confidence, sensitivity and label through self-attention."""
 
     name = "samia"
+    artifact_lines = {"samia": "SAMIA attack accuracy {:.3f}"}
+    headline = ("samia",)
+    proposed = ("samia",)
 
     def features(self, probs: np.ndarray, sens: np.ndarray, labels: np.ndarray, num_cls: int) -> np.ndarray:
         return samia_features(probs, sens, labels, num_cls)

@@ -133,6 +133,15 @@ class ThresholdAttack(Attack):
     """conf, xent, entr, mentr, top1_conf, hconf: metric thresholds fitted on the shadow models."""
 
     name = "threshold"
+    result_names = tuple(SCORES)
+    artifact_lines = {
+        "conf": "Ground-truth class confidence-based threshold attack (Conf) accuracy: {:.3f}",
+        "entr": "Cross-entropy-based threshold attack (Xent) accuracy: {:.3f}",
+        "mentr": "Modified-entropy-based threshold attack (Mentr) accuracy: {:.3f}",
+        "hconf": "Top1 Confidence-based threshold attack (Top1-conf) accuracy: {:.3f}",
+    }
+    headline = ("conf", "mentr", "hconf")
+    baseline = ("conf",)
 
     def __init__(self, config: object | None = None) -> None:
         del config  # no settings: the search is exhaustive over the shadow values

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from attackers.nn import mia_fc
-from training import SplitTensors, StepStats, TrainConfig, TrainHooks
+from defenses.base import ArgSpec, Defense, DefenseOptions, require
+from training import SplitTensors, StepStats, TrainConfig
 
 ADV_LR = 1e-3
 ADV_WEIGHT_DECAY = 5e-4
@@ -41,11 +42,18 @@ def attack_features(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.softmax(logits, dim=1), F.one_hot(y, logits.shape[1]).to(logits.dtype)], dim=1)
 
 
-class AdvReg(TrainHooks):
+class AdvReg(Defense):
     """Nasr et al.'s min-max fine-tuning; counts its steps in `adversary_steps` / `classifier_steps`."""
 
     name = "adv"
     log_suffix = " With ADV"
+    arg = ArgSpec("alpha, weight of the inference model's gain (paper sweeps 0.5,1,2,4,8,16)", 4.0)
+
+    @classmethod
+    def build(cls, arg: float, options: DefenseOptions) -> "AdvReg":
+        require(1 <= options.adv_steps <= 1000, f"adversary steps per batch {options.adv_steps!r} is invalid",
+                "an integer between 1 and 1000")
+        return cls(arg, steps=options.adv_steps)
 
     def __init__(self, alpha: float, steps: int = 1) -> None:
         self.alpha = alpha

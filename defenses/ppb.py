@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training import TrainHooks
+from defenses.base import ArgSpec, Defense
 
 
 def ppb_loss(logits: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -33,11 +33,12 @@ def ppb_loss(logits: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.T
     return ce + lam * kl, ce, kl
 
 
-class PPB(TrainHooks):
+class PPB(Defense):
     """Fine-tuning with the PPB regulariser; lambda = --defend_arg. Logs the artifact's Loss1 (CE), Loss2 (KL)."""
 
     name = "ppb"
     log_suffix = " With PPB"
+    arg = ArgSpec("lambda, weight of the sorted-posterior KL term (paper sweeps 1,2,4,8,16)", 4.0)
 
     def __init__(self, lam: float) -> None:
         self.lam = lam

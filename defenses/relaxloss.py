@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training import TrainHooks
+from defenses.base import ArgSpec, Defense
 
 UPPER = 1.0  # the clamp on p_y in the soft targets (RelaxLoss's `upper`, 1 in every published script)
 
@@ -44,11 +44,12 @@ def relax_loss(logits: torch.Tensor, y: torch.Tensor, alpha: float, epoch: int,
     return torch.where(ce > alpha, ce, flattening_loss(logits, y, upper)), ce
 
 
-class RelaxLoss(TrainHooks):
+class RelaxLoss(Defense):
     """Fine-tuning with RelaxLoss; alpha = --defend_arg. Logs the batch-mean cross-entropy as `CE`."""
 
     name = "relaxloss"
     log_suffix = " With RelaxLoss"
+    arg = ArgSpec("alpha, target training loss of RelaxLoss (its scripts use 1)", 1.0, strict=True)
 
     def __init__(self, alpha: float, upper: float = UPPER) -> None:
         self.alpha = alpha

@@ -1,5 +1,5 @@
-"""Shared test setup: imports resolve from the repository root, and every test runs in its own folder so
-result/ and log/ never leak between tests."""
+"""Shared test setup: every test runs in its own folder so result/ and log/ never leak between tests.
+Imports resolve from the repository root through pyproject.toml's `pythonpath`."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,6 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture

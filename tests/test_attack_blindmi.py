@@ -1,8 +1,6 @@
 """attackers/blindmi.py: closed-form moves == the BlindMI script's loop, toy answer, generator, leaky vs null."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ from attackers.blindmi import (BlindMIAttack, BlindMIConfig, differential_compar
                                kernel_row_sums)
 from attackers.nn import TrainConfig
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 # hyhmia/BlindMI BlindMIUtil.mmd_loss widths, typed in again so the oracle shares no code with the module

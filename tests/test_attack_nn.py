@@ -1,20 +1,17 @@
 """attackers/nn.py (mia_fc, the shared trainer, nn / nn_top3 / nn_cls) and the registry in attackers/__init__."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 
-from attackers import ATTACK_NAMES, ATTACKS, build_attack, resolve_attacks
+from attackers import ATTACKS, create_attack, resolve_attacks
 from attackers.base import AttackInput
 from attackers.nn import NNAttack, NNClsAttack, NNTop3Attack, TrainConfig, _batches, mia_fc, train_attack_model
 from errors import UserError
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 # few epochs, a larger lr and smaller data than the artifact so the whole file runs in seconds
@@ -84,16 +81,16 @@ def test_feature_widths() -> None:
 
 
 def test_registry_and_resolve() -> None:
-    assert set(ATTACK_NAMES) == {"samia", "threshold", "nn", "nn_top3", "nn_cls", "blindmi"}
-    assert resolve_attacks("all") == list(ATTACK_NAMES)
+    assert set(ATTACKS.names()) == {"samia", "threshold", "nn", "nn_top3", "nn_cls", "blindmi"}
+    assert resolve_attacks("all") == list(ATTACKS.names())
     assert resolve_attacks("nn_cls, samia,nn_cls") == ["nn_cls", "samia"]
     with pytest.raises(UserError) as err:
         resolve_attacks("samia,lira")
     assert "lira" in err.value.what and "blindmi" in (err.value.hint or "")
     with pytest.raises(UserError):
         resolve_attacks(" , ")
-    for name in ATTACK_NAMES:
-        attack = build_attack(name, epochs=3, lr=0.5, device="cpu", seed=1, batch_size=64)
-        assert isinstance(attack, ATTACKS[name]) and attack.name == name
-    assert build_attack("nn", epochs=3).config.epochs == 3
-    assert build_attack("blindmi", batch_size=50).config.batch_size == 50
+    for name in ATTACKS.names():
+        attack = create_attack(name, epochs=3, lr=0.5, device="cpu", seed=1, batch_size=64)
+        assert isinstance(attack, ATTACKS.get(name)) and attack.name == name
+    assert create_attack("nn", epochs=3).config.epochs == 3
+    assert create_attack("blindmi", batch_size=50).config.batch_size == 50

@@ -1,8 +1,6 @@
 """attackers/samia.py: parameter count by hand, per-class token layout, leaky vs null."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ import torch
 
 from attackers.samia import SamiaAttack, SamiaTransformer, samia_features, samia_param_count
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_attack_nn import FAST, check_learned_attack, one_thread  # noqa: E402,F401
 
 

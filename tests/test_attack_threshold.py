@@ -1,9 +1,7 @@
 """attackers/threshold.py: score formulas, sorted fit == the artifact's exhaustive fit, per-class use."""
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from attackers.threshold import (ThresholdAttack, conf_score, entr_score, fit_th
                                  mentr_score, top1_score, xent_score)
 from attackers.base import AttackInput
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 

@@ -14,7 +14,7 @@ from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from torch import nn
 from torch.nn.utils import prune
 
-from defenses import DEFENSES, make_defense
+from defenses import DEFENSES, Defense, DefenseOptions, create_defense
 from defenses.adv import AdvReg, attack_features
 from defenses.dp import DPSGD, MicrobatchDP
 from defenses.ppb import ppb_loss
@@ -173,7 +173,7 @@ def test_dpsgd_step_equals_loop_of_clipped_per_sample_gradients() -> None:
 def test_dpsgd_freezes_batchnorm_keeps_pruned_weights_zero_and_trains_affine() -> None:
     model = pruned_bn_mlp().float()
     bn_before = {k: v.clone() for k, v in model[1].state_dict().items()}
-    hooks = make_defense("dpsgd", 1.0)
+    hooks = create_defense("dpsgd", 1.0)
     fit(model, make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False), hooks=hooks, generator=gen())
     mask = model[0].weight_mask.bool()
     assert torch.all(model[0].weight[~mask] == 0) and torch.all(model[0].weight[mask] != 0)
@@ -213,7 +213,7 @@ def direct_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
 def test_dpsgd_epsilon_matches_rdp_analysis() -> None:
     eps = {}
     for sigma in (1.0, 2.0):
-        hooks = make_defense("dpsgd", sigma, dp_delta=1e-5)
+        hooks = create_defense("dpsgd", sigma, DefenseOptions(dp_delta=1e-5))
         result = fit(mlp(), make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False), hooks=hooks,
                      generator=gen())
         assert result.epochs_run == 2
@@ -222,7 +222,7 @@ def test_dpsgd_epsilon_matches_rdp_analysis() -> None:
         assert eps[sigma] == pytest.approx(direct_epsilon(sigma, 0.25, 8, 1e-5), rel=1e-9)
         assert result.extras["last_epoch"]["delta"] == 1e-5
     assert eps[2.0] < eps[1.0]
-    assert make_defense("dpsgd", 0.0).epsilon() == math.inf
+    assert create_defense("dpsgd", 0.0).epsilon() == math.inf
 
 
 # ---------------------------------------------------------------- DP (the artifact's microbatch DPSGD)
@@ -299,26 +299,26 @@ def test_adv_adversary_learns_membership_when_alpha_is_zero() -> None:
 
 # ---------------------------------------------------------------- registry and the training loop
 
-@pytest.mark.parametrize("name", ["basic", *DEFENSES])
+@pytest.mark.parametrize("name", list(DEFENSES.names()))
 def test_each_defense_fits_two_epochs(name: str) -> None:
-    hooks = make_defense(name, None)
+    hooks = create_defense(name, None)
     result = fit(mlp(bn=True, dropout=0.1), make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False),
                  hooks=hooks, generator=gen())
     assert result.epochs_run == 2 and math.isfinite(result.test_loss)
-    assert hooks.name == (name if name != "basic" else "basic")
+    assert hooks.name == name
 
 
-def test_make_defense_validates_name_and_argument() -> None:
-    assert type(make_defense("", 4.0)) is TrainHooks and type(make_defense("basic", 4.0)) is TrainHooks
-    assert make_defense("ppb", None).lam == 4.0
+def test_create_defense_validates_name_and_argument() -> None:
+    assert type(create_defense("", 4.0)) is Defense and type(create_defense("basic", 4.0)) is Defense
+    assert create_defense("ppb", None).lam == 4.0
     with pytest.raises(UserError) as e:
-        make_defense("ppbb", 4.0)
-    assert all(name in e.value.hint for name in DEFENSES)
+        create_defense("ppbb", 4.0)
+    assert all(name in e.value.hint for name in DEFENSES.names())
     for name, bad in [("ppb", -1.0), ("adv", -0.5), ("dp", -0.1), ("dpsgd", float("nan")), ("relaxloss", 0.0)]:
         with pytest.raises(UserError) as e:
-            make_defense(name, bad)
+            create_defense(name, bad)
         assert "--defend_arg" in e.value.what and "allowed" in e.value.hint
     with pytest.raises(UserError):
-        make_defense("dpsgd", 1.0, dp_delta=0.0)
+        create_defense("dpsgd", 1.0, DefenseOptions(dp_delta=0.0))
     with pytest.raises(UserError):
-        make_defense("dp", 1.0, dp_clip=0.0)
+        create_defense("dp", 1.0, DefenseOptions(dp_clip=0.0))

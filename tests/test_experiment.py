@@ -1,4 +1,4 @@
-"""Config validation, precedence, device parsing and the user-error path."""
+"""Config validation, precedence, the generated flags, device parsing and the user-error path."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from errors import UserError
-from experiment import base_parser, load_config, parse, resolve_device, run_main
+from cli import base_parser, parse, run_main
+from config import load_config
+from experiment import resolve_device
 
 GOOD = {"dataset_name": "digits", "model_name": "columnfc", "epochs": 3, "num_cls": 10, "input_dim": 64}
 
@@ -29,9 +31,9 @@ def test_defaults_and_derived_values(tmp_path: Path) -> None:
 
 def test_precedence_cli_over_json_over_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD | {"batch_size": 64, "seed": 3})
-    args, cfg = parse(base_parser("t"), [str(path), "--seed", "11"])
+    _, opts, cfg = parse(base_parser("t"), [str(path), "--seed", "11"])
     assert cfg.seed == 11 and cfg.batch_size == 64 and cfg.early_stop == 5
-    assert args.device is None
+    assert opts.device is None
 
 
 def test_partial_nested_keys_keep_other_defaults(tmp_path: Path) -> None:
@@ -79,8 +81,8 @@ def test_device_forms() -> None:
 
 def test_positional_device_and_config(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
-    args, _ = parse(base_parser("t"), ["cpu", str(path)])
-    assert args.device == "cpu" and args.config == str(path)
+    _, opts, _ = parse(base_parser("t"), ["cpu", str(path)])
+    assert opts.device == "cpu" and opts.config_path == str(path)
     with pytest.raises(UserError, match="device given twice"):
         parse(base_parser("t"), ["cpu", str(path), "--device", "cpu"])
 
@@ -101,3 +103,23 @@ def test_every_shipped_config_is_valid_and_vgg_is_fixed() -> None:
     assert set(artifact + ["location", "purchase", "texas100"]) <= set(configs)
     assert {configs[f"{d}_vgg16"].model_name for d in ("cifar10", "cifar100", "svhn", "chmnist")} == {"vgg16bn"}
     assert configs["chmnist_resnet18"].num_cls == 8 and configs["texas100"].input_dim == 6169
+
+
+def test_help_shows_each_default_once_with_its_bounds(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        base_parser("t").parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(config default 7; an integer >= 0 and <= 2147483647)" in text  # --seed, from the schema
+    assert "(default: None)" not in text and text.count("config default 128") == 1
+    assert "--dataset_name" not in text  # keys that name the data and model stay JSON-only
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["--seed", "abc"], "invalid int value"),          # argparse's own error, as our one line
+    (["--lr", "inf"], "lr"),                           # not finite
+    (["--seed", str(2 ** 32)], "seed"),                # numpy / sklearn seeds stop at 2^32
+    (["--epochs", "1000000000000"], "epochs"),
+])
+def test_bad_flags_are_one_user_error(tmp_path: Path, argv: list[str], what: str) -> None:
+    with pytest.raises(UserError, match=what):
+        parse(base_parser("t"), [str(write(tmp_path, GOOD)), *argv])

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from grid import PAPER, QUICK, Experiment, Runner, run_grid, stamp
+from grid import PAPER, QUICK, GridBlock, Runner, run_grid, stamp
 
 
 def test_block_expands_in_dependency_order() -> None:
-    cmds = Experiment("c", pruners=("slim",), sparsities=(0.5,), defenses={"ppb": (4,)}, flags="--x 1").commands()
+    cmds = GridBlock("c", pruners=("slim",), sparsities=(0.5,), defenses={"ppb": (4,)}, flags="--x 1").commands()
     assert cmds == [
         "python pretrain.py config/c.json --x 1",
         "python prune.py config/c.json --pruner_name slim --prune_sparsity 0.5 --x 1",

@@ -80,7 +80,7 @@ def test_loss_hook_extras_reach_the_log_line(caplog: pytest.LogCaptureFixture) -
             loss, logits, _ = super().loss(model, x, y, epoch)
             return loss, logits, {"Loss2": torch.tensor(0.25)}
     import logging
-    from experiment import log
+    from storage import log
     log.propagate = True
     with caplog.at_level(logging.INFO, logger="prune_mia"):
         fit(nn.Linear(5, 2), tiny_data(), TrainConfig(epochs=1, progress=False), hooks=Extra(),

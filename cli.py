@@ -1,0 +1,125 @@
+"""The step scripts' command line: `[DEVICE] CONFIG [flags]`, every config key as a `--<key>` flag (generated
+from config.py's schema, with its help and default shown once), run options, the pruned-model flags, and the
+one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own errors use too.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import Any, Callable, NoReturn
+
+import config
+import defenses
+import pruner
+from config import Config, load_config
+from defenses import DefenseOptions
+from errors import UserError
+from experiment import RunOptions
+from setting import ModelSetting
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are UserErrors, so they print as our one `error:` line with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message}", f"see python {self.prog} --help")
+
+
+def _number(kind: type) -> Callable[[str], Any]:
+    """int/float conversion whose failure argparse reports as 'invalid value'."""
+    def convert(text: str) -> Any:
+        return kind(text)
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def base_parser(description: str) -> Parser:
+    """Flags every step shares. Config-key flags default to None (= use the JSON); help shows the default."""
+    p = Parser(description=description, usage="%(prog)s [DEVICE] CONFIG [options]")
+    p.add_argument("positional", nargs="+", metavar="[DEVICE] CONFIG",
+                   help="optional device (GPU id like 0, or cpu) then the JSON config path")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: auto, CUDA when present)")
+    for name in config.flag_keys():
+        field = config.FIELDS[name]
+        kind = field.metadata["kind"]
+        if name in config.REQUIRED:
+            shown = "required in the config"
+        else:
+            shown = "config default " + ("epochs // 2" if name == "prune_epochs" else str(config.default_of(name)))
+        p.add_argument(f"--{name}", type=_number(kind) if kind in (int, float) else str, default=None,
+                       help=f"{field.metadata['help']} ({shown}; {config.allowed(name)})")
+    p.add_argument("--overwrite", action="store_true", help="redo finished steps instead of skipping them")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
+    p.add_argument("--fast", action="store_true",
+                   help="cudnn.benchmark and TF32 on: faster on GPUs, not bit-reproducible")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
+    return p
+
+
+def add_workers_flag(p: argparse.ArgumentParser) -> None:
+    """For the steps that train one model per role (pretrain.py, prune.py)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help="train the victim and shadows in this many processes sharing the cores, each with "
+                        "threads // workers torch threads; faster for small models (default 1)")
+
+
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that name a pruned / defended model (prune.py makes it, mia.py attacks it)."""
+    p.add_argument("--pruner_name", default="l1unstructure",
+                   help="pruning approach, one of: " + ", ".join(pruner.PRUNERS.names()) + " (default l1unstructure)")
+    p.add_argument("--prune_sparsity", type=float, default=0.7,
+                   help="fraction of the targeted weights removed (default 0.7)")
+    p.add_argument("--defend", default="", help="defense during fine-tuning: " + defenses.defense_help())
+    p.add_argument("--defend_arg", type=float, default=None,
+                   help="the defense's strength (default: the defense's own, listed under --defend)")
+    p.add_argument("--dp_clip", type=float, default=1.0, help="dp / dpsgd clipping norm (default 1.0)")
+    p.add_argument("--dp_delta", type=float, default=1e-5, help="dpsgd delta at which epsilon is reported "
+                                                                "(default 1e-5)")
+
+
+def setting_of(ns: argparse.Namespace) -> ModelSetting:
+    """The model named by the flags; a defense without --defend_arg gets that defense's default."""
+    setting = ModelSetting(ns.pruner_name, ns.prune_sparsity, ns.defend or "", ns.defend_arg)
+    if setting.defended and setting.defend_arg is None:
+        setting = replace(setting, defend_arg=defenses.default_arg(setting.defend))
+    return setting
+
+
+def defense_options(ns: argparse.Namespace) -> DefenseOptions:
+    return DefenseOptions(dp_clip=ns.dp_clip, dp_delta=ns.dp_delta)
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
+          ) -> tuple[argparse.Namespace, RunOptions, Config]:
+    """Parse the artifact's `[DEVICE] CONFIG` positionals and the flags, then load the config."""
+    ns = parser.parse_args(argv)
+    pos = ns.positional
+    if len(pos) > 2:
+        raise UserError(f"too many positional arguments: {' '.join(pos)}", "usage: [DEVICE] CONFIG [--flags]")
+    device = ns.device
+    if len(pos) == 2:
+        if device is not None:
+            raise UserError("device given twice (positional and --device)", "keep one of them")
+        device = pos[0]
+    workers = getattr(ns, "workers", 1)
+    if not 1 <= workers <= 1024:
+        raise UserError(f"--workers must be between 1 and 1024, got {workers}")
+    opts = RunOptions(config_path=pos[-1], device=device, overwrite=ns.overwrite, amp=ns.amp, fast=ns.fast,
+                      quiet=ns.quiet, threads=ns.threads, workers=workers, download=getattr(ns, "download", False))
+    overrides = {k: getattr(ns, k) for k in config.flag_keys()}
+    return ns, opts, load_config(opts.config_path, overrides)
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
+    try:
+        main()
+    except UserError as e:
+        print(e.line(), file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted (finished models are kept; rerun to resume)", file=sys.stderr)
+        sys.exit(130)

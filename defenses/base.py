@@ -1,0 +1,70 @@
+"""What a defense is: a `training.TrainHooks` with a name, the meaning, default and range of its
+`--defend_arg`, and a `create` that validates its own options. The registry (defenses/__init__.py) finds it
+by name; no caller branches on a name.
+
+`Defense` itself is the paper's "basic" fine-tuning (early stopping + L2, which live in `training.fit` and
+the config), so "no defense" is an entry like any other.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from errors import UserError
+from training import TrainHooks
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """What --defend_arg means for one defense, its default, and its allowed range (> or >= minimum)."""
+
+    meaning: str
+    default: float
+    minimum: float = 0.0
+    strict: bool = False  # True: arg must be > minimum; False: >= minimum
+    maximum: float = 1e6  # beyond this no published sweep goes, and noise / weights overflow
+
+    def allowed(self) -> str:
+        return f"a finite number {'>' if self.strict else '>='} {self.minimum:g} and <= {self.maximum:g}"
+
+    def accepts(self, arg: float) -> bool:
+        above = arg > self.minimum if self.strict else arg >= self.minimum
+        return math.isfinite(arg) and above and arg <= self.maximum
+
+
+@dataclass(frozen=True)
+class DefenseOptions:
+    """Settings some defenses read besides --defend_arg (each defense checks the ones it uses)."""
+
+    dp_clip: float = 1.0
+    dp_delta: float = 1e-5
+    adv_steps: int = 1
+
+
+def require(ok: bool, what: str, allowed: str) -> None:
+    if not ok:
+        raise UserError(what, f"allowed: {allowed}")
+
+
+class Defense(TrainHooks):
+    """Basic fine-tuning; subclasses override hooks of the one training loop and set `arg`."""
+
+    name: ClassVar[str] = "basic"
+    arg: ClassVar[ArgSpec | None] = None  # None: takes no --defend_arg
+
+    @classmethod
+    def create(cls, arg: float | None, options: DefenseOptions) -> "Defense":
+        """The hooks for `--defend <name> --defend_arg arg`; arg None means the defense's default."""
+        if cls.arg is None:
+            return cls()
+        value = cls.arg.default if arg is None else float(arg)
+        require(cls.arg.accepts(value), f"--defend_arg {value!r} is out of range for {cls.name} ({cls.arg.meaning})",
+                cls.arg.allowed())
+        return cls.build(value, options)
+
+    @classmethod
+    def build(cls, arg: float, options: DefenseOptions) -> "Defense":
+        """Construct from a validated arg; defenses that read `options` override this and check them."""
+        del options
+        return cls(arg)  # type: ignore[call-arg]

@@ -1,0 +1,130 @@
+"""The results schema: one `AttackRecord` per (setting, attack), the contract between mia.py, which appends
+them to log/<config>/results.jsonl, and report.py, which reads them back (DESIGN §9).
+
+The JSON layout is flat, one object per line, keys as the field names below (two metric names keep their
+dotted spelling, e.g. `tpr_at_0.1pct_fpr`). Version 1 records (before the `version` key existed) have the
+same keys, so they load unchanged; keys this version does not know are kept in `extra`, not dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from errors import UserError
+from storage import append_jsonl
+
+SCHEMA_VERSION = 2
+# field name -> JSON key, where the JSON key is not a Python identifier
+JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr"}
+FIELD_NAMES = {v: k for k, v in JSON_NAMES.items()}
+
+
+@dataclass
+class AttackRecord:
+    """Everything about one attack result: what was attacked, the victim's numbers, the attack's metrics
+    (percentages), and where and how it was computed."""
+
+    # what was attacked (the setting)
+    config: str
+    setting: str
+    attack: str
+    dataset_name: str | None = None
+    model_name: str | None = None
+    original: bool | None = None
+    pruner_name: str | None = None
+    prune_sparsity: float | None = None
+    defend: str = ""
+    defend_arg: float | None = None
+    adaptive: bool = False
+    shadow_prefix: str | None = None
+    shadow_pruner_name: str | None = None
+    shadow_prune_sparsity: float | None = None
+    shadow_num: int | None = None
+    seed: int | None = None
+    split: dict[str, float] | None = None
+    attack_epochs: int | None = None
+    sensitivity: dict[str, float] | None = None
+    # the victim model
+    victim_train_acc: float | None = None
+    victim_test_acc: float | None = None
+    victim_sparsity: float | None = None
+    victim_sparsity_pruned_layers: float | None = None
+    confidence_gap: float | None = None
+    sensitivity_gap: float | None = None
+    generalization_gap: float | None = None
+    epsilon: float | None = None
+    delta: float | None = None
+    # the attack's metrics (attackers/metrics.py)
+    paper_acc: float | None = None
+    acc: float | None = None
+    balanced_acc: float | None = None
+    auc: float | None = None
+    tpr_at_1pct_fpr: float | None = None
+    tpr_at_0_1pct_fpr: float | None = None
+    n_members: int | None = None
+    n_nonmembers: int | None = None
+    # provenance
+    attack_seconds: float | None = None
+    feature_seconds: float | None = None
+    scores_file: str | None = None
+    time: str | None = None
+    versions: dict[str, str] | None = None
+    version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {JSON_NAMES.get(k, k): v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        return self.extra | out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "AttackRecord":
+        """A record of any version; ValueError naming every key a report needs that `data` lacks."""
+        missing = cls.missing_keys(data)
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {FIELD_NAMES.get(k, k): v for k, v in data.items() if FIELD_NAMES.get(k, k) in names}
+        extra = {k: v for k, v in data.items() if FIELD_NAMES.get(k, k) not in names}
+        known.setdefault("version", 1)  # written before the schema had a version
+        return cls(**known, extra=extra)
+
+    @staticmethod
+    def missing_keys(data: dict[str, Any]) -> list[str]:
+        """What a report needs: the setting, the attack and its accuracy, and a pruned model's pruner and
+        sparsity (an original has neither)."""
+        wanted = ["config", "setting", "attack", "paper_acc"]
+        if not (data.get("original") or data.get("setting") == "original"):
+            wanted += ["pruner_name", "prune_sparsity"]
+        return [k for k in wanted if data.get(k) is None]
+
+    @property
+    def is_original(self) -> bool:
+        return bool(self.original) or self.setting == "original"
+
+
+def append_record(path: Path, record: AttackRecord) -> None:
+    append_jsonl(path, record.to_json())
+
+
+def read_records(path: Path) -> tuple[list[AttackRecord], list[str]]:
+    """Every usable record of one results.jsonl in file order, and a note for each line skipped."""
+    records: list[AttackRecord] = []
+    notes: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as e:
+        raise UserError(f"{path} is unreadable ({e.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            record = AttackRecord.from_json(data if isinstance(data, dict) else {})
+        except (json.JSONDecodeError, ValueError, TypeError) as e:
+            notes.append(f"{path}:{number}: {'not valid JSON' if isinstance(e, json.JSONDecodeError) else e}, skipped")
+            continue
+        records.append(record)
+    return records, notes

@@ -1,0 +1,119 @@
+"""Which model: the typed name of an original, pruned or pruned-and-defended model (DESIGN §9).
+
+One `ModelSetting` gives the artifact's folder prefix `<pruner>_<sparsity>[_<defend>_<arg>]`, the model's
+folder for the victim or a shadow, and the prune.py flags that make it. prune.py, mia.py, grid.py and
+report.py share it, so no script builds or parses a prefix string by hand. No torch import: the grid and
+the report use it too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+NO_DEFENSE = "basic"  # the paper's "basic" fine-tuning: early stopping + L2; folder names leave it out
+
+
+def fmt_number(v: float) -> str:
+    """Folder names keep the artifact's float spelling: 0.7, 4.0, 0.1."""
+    return repr(float(v))
+
+
+@dataclass(frozen=True)
+class ModelSetting:
+    """A pruned model (pruner + sparsity), optionally fine-tuned under a defense; `original()` is unpruned."""
+
+    pruner_name: str | None = None        # None: the original (unpruned) model
+    sparsity: float | None = None
+    defend: str = ""                      # "" = basic (no defense); names are lower case
+    defend_arg: float | None = None
+
+    def __post_init__(self) -> None:
+        # "basic", "" and any capitalisation name the same defense, so they must name the same folder
+        name = (self.defend or "").strip().lower()
+        object.__setattr__(self, "defend", "" if name == NO_DEFENSE else name)
+        if not self.defend:
+            object.__setattr__(self, "defend_arg", None)
+
+    @classmethod
+    def original(cls) -> "ModelSetting":
+        return cls()
+
+    @property
+    def is_original(self) -> bool:
+        return self.pruner_name is None
+
+    @property
+    def defended(self) -> bool:
+        return bool(self.defend)
+
+    def undefended(self) -> "ModelSetting":
+        """The same pruning without a defense (the basic run a defense is compared with)."""
+        return ModelSetting(self.pruner_name, self.sparsity)
+
+    @property
+    def prefix(self) -> str | None:
+        """`<pruner>_<sparsity>[_<defend>_<arg>]`, the artifact's folder prefix; None for the original."""
+        if self.is_original:
+            return None
+        prefix = f"{self.pruner_name}_{fmt_number(self.sparsity or 0.0)}"
+        if self.defend:
+            prefix += f"_{self.defend}_{fmt_number(self.defend_arg if self.defend_arg is not None else 0.0)}"
+        return prefix
+
+    def folder(self, root: Path, shadow: int | None) -> Path:
+        """victim_model/, shadow_model_<i>/, <prefix>_model/, shadow_<prefix>_model_<i>/ (artifact names)."""
+        prefix = self.prefix
+        if prefix is None:
+            return root / ("victim_model" if shadow is None else f"shadow_model_{shadow}")
+        return root / (f"{prefix}_model" if shadow is None else f"shadow_{prefix}_model_{shadow}")
+
+    def flags(self) -> str:
+        """The prune.py / mia.py flags naming this model ('' for the original)."""
+        if self.is_original:
+            return ""
+        out = f"--pruner_name {self.pruner_name} --prune_sparsity {self.sparsity:g}"
+        if self.defend:
+            out += f" --defend {self.defend} --defend_arg {self.defend_arg:g}"
+        return out
+
+    def make_script(self) -> str:
+        """The step that makes this model: pretrain.py for originals, prune.py otherwise."""
+        return "pretrain.py" if self.is_original else "prune.py"
+
+
+@dataclass(frozen=True)
+class AttackSetting:
+    """Which victim and which shadows an attack run uses, and the name its outputs go under.
+
+    Shadows are pruned like the victim, fine-tuned with the victim's defense only when `adaptive`, and
+    pruned with another approach / sparsity for the paper's unknown-setting attack (Table 1).
+    """
+
+    victim: ModelSetting
+    shadows: ModelSetting
+    adaptive: bool = False
+
+    @classmethod
+    def of(cls, victim: ModelSetting, *, adaptive: bool = False, shadow_pruner_name: str | None = None,
+           shadow_sparsity: float | None = None) -> "AttackSetting":
+        if victim.is_original:
+            return cls(victim, victim)
+        shadows = ModelSetting(shadow_pruner_name or victim.pruner_name,
+                               shadow_sparsity if shadow_sparsity is not None else victim.sparsity,
+                               victim.defend if adaptive else "", victim.defend_arg)
+        return cls(victim, shadows, adaptive)
+
+    @property
+    def unknown_shadows(self) -> bool:
+        """True when the shadows' pruning differs from the victim's (Table 1)."""
+        return (self.shadows.pruner_name, self.shadows.sparsity) != (self.victim.pruner_name, self.victim.sparsity)
+
+    @property
+    def name(self) -> str:
+        """`original`, `<victim prefix>[_adaptive][_shadow_<shadow prefix>]`: folder and log names."""
+        if self.victim.is_original:
+            return "original"
+        name = str(self.victim.prefix) + ("_adaptive" if self.adaptive else "")
+        if self.unknown_shadows:
+            name += f"_shadow_{self.shadows.prefix}"
+        return name

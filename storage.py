@@ -1,0 +1,98 @@
+"""Files and logs, below every other module: atomic writes, JSON lines, checkpoints that never run code, and
+the project's logger (stdout through tqdm plus a log file).
+
+Every write goes through a temporary file in the same folder and a rename, so a crash or a full disk never
+leaves half a file that a later step would take for a finished result.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from errors import UserError
+
+log = logging.getLogger("prune_mia")
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Writes through tqdm so log lines do not tear the progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stdout)
+
+
+def setup_logging(log_file: Path) -> None:
+    """Log lines go to stdout and to `log_file` (appended, so reruns keep the history)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log.handlers.clear()
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for handler in (_TqdmHandler(), logging.FileHandler(log_file)):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches in shared folders should stay readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch  # here, not at the top: report.py and grid.py use this module without needing torch
+
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_checkpoint(path: Path, make_hint: str) -> dict[str, Any]:
+    """Load a checkpoint that never runs code; a missing or corrupt file names the command that makes it."""
+    import torch
+
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found", f"make it with: {make_hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and torch errors all mean the same thing to the user
+        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})",
+                        f"delete it and rerun: {make_hint}") from None
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """One record per line, written with a single append so concurrent runs never interleave lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(finite(record), sort_keys=True) + "\n")
+
+
+def finite(value: Any) -> Any:
+    """inf / nan (e.g. epsilon without noise) become null: JSON has no Infinity, and readers choke on it."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return finite(value.item())
+    return value

@@ -1,0 +1,52 @@
+"""The typed model settings (folder names of the artifact) and the device-independent GPU placement rule."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from experiment import channels_last
+from setting import AttackSetting, ModelSetting
+
+
+def test_channels_last_only_for_image_batches_on_cuda() -> None:
+    images, rows = torch.zeros(2, 3, 8, 8), torch.zeros(2, 600)
+    assert channels_last(torch.device("cuda:0"), images)
+    assert not channels_last(torch.device("cuda:0"), rows)
+    assert not channels_last(torch.device("cpu"), images)
+
+
+def test_artifact_folder_names() -> None:
+    root = Path("result/x")
+    original = ModelSetting.original()
+    assert ModelSetting("l1unstructure", 0.7).prefix == "l1unstructure_0.7"
+    assert ModelSetting("slim", 0.5, "ppb", 4).prefix == "slim_0.5_ppb_4.0"  # defend_arg as the artifact's float
+    assert original.folder(root, None) == root / "victim_model"
+    assert original.folder(root, 2) == root / "shadow_model_2"
+    assert ModelSetting("l1unstructure", 0.7).folder(root, None) == root / "l1unstructure_0.7_model"
+    assert ModelSetting("l1unstructure", 0.7).folder(root, 0) == root / "shadow_l1unstructure_0.7_model_0"
+
+
+def test_basic_and_capitalised_defenses_name_the_undefended_folder() -> None:
+    # `--defend basic` once retrained the undefended models into l1unstructure_0.6_basic_4.0_model/
+    plain = ModelSetting("l1unstructure", 0.6)
+    assert ModelSetting("l1unstructure", 0.6, "basic", 4.0) == plain
+    assert ModelSetting("l1unstructure", 0.6, "DP", 0.1).prefix == "l1unstructure_0.6_dp_0.1"
+
+
+def test_flags_name_the_same_model() -> None:
+    m = ModelSetting("slim", 0.5, "dpsgd", 1.0)
+    assert m.flags() == "--pruner_name slim --prune_sparsity 0.5 --defend dpsgd --defend_arg 1"
+    assert m.make_script() == "prune.py" and ModelSetting.original().make_script() == "pretrain.py"
+    assert m.undefended() == ModelSetting("slim", 0.5)
+
+
+def test_attack_setting_names() -> None:
+    victim = ModelSetting("l1unstructure", 0.6, "ppb", 4.0)
+    assert AttackSetting.of(ModelSetting.original()).name == "original"
+    plain = AttackSetting.of(victim)
+    assert plain.name == "l1unstructure_0.6_ppb_4.0" and plain.shadows == ModelSetting("l1unstructure", 0.6)
+    adaptive = AttackSetting.of(victim, adaptive=True)
+    assert adaptive.name == "l1unstructure_0.6_ppb_4.0_adaptive" and adaptive.shadows == victim
+    unknown = AttackSetting.of(ModelSetting("l1unstructure", 0.6), shadow_sparsity=0.9)
+    assert unknown.name == "l1unstructure_0.6_shadow_l1unstructure_0.9" and unknown.unknown_shadows
