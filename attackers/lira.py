@@ -36,7 +36,7 @@ from scipy.special import log_ndtr
 
 from attackers.base import Attack, AttackInput, AttackResult
 from attackers.metrics import paper_accuracy
-from attackers.refstats import check_alpha, reference_inputs, variants_of
+from attackers.refstats import RefInputs, check_alpha, reference_inputs, variants_of
 from errors import UserError
 
 SIGMA_FLOOR = 1e-30  # the released code's `std + 1e-30`: a zero spread must not divide by zero
@@ -127,7 +127,7 @@ class LiraAttack(Attack):
         ref = reference_inputs(data, "LiRA")
         return [self._one(variant, ref, data) for variant in variants_of(self.config.variant, "LiRA")]
 
-    def _one(self, variant: str, ref, data: AttackInput) -> AttackResult:
+    def _one(self, variant: str, ref: RefInputs, data: AttackInput) -> AttackResult:
         cfg = self.config
         if variant == "online":
             scores = lira_online(ref.target_stat, ref.ref_stats, ref.ref_in, fixed_variance=cfg.fixed_variance)
