@@ -21,6 +21,14 @@ class AttackInput:
     probs: (n, C) softmax confidences; sens: (n, C) prediction sensitivity (paper eq. 2);
     labels: (n,) int ground-truth classes; member: (n,) 0/1 membership.
     reference_probs: softmax outputs of the *victim* on generated non-members (BlindMI), or None.
+
+    Reference-model attacks (lira, rmia, loss) read the logit-scaled true-class confidence
+    phi = log(p_y / (1 - p_y)) (`attackers.lira.lira_statistic`; RMIA's p_y is sigmoid(phi)):
+    target_stat: (n,) the victim's phi on the target rows (None: computed from target_probs);
+    reference_stats: (n, R) reference model r's phi on target row i; reference_in: (n, R) bool, whether
+    reference r trained on target row i (None: no reference saw any target row, the offline setting);
+    population_stat: (m,) the victim's phi on population points z that the victim never saw;
+    population_ref_stats / population_ref_in: (m, R) the same for the references (in None: all out).
     """
 
     shadow_probs: np.ndarray
@@ -33,6 +41,12 @@ class AttackInput:
     target_member: np.ndarray
     num_cls: int
     reference_probs: np.ndarray | None = None
+    target_stat: np.ndarray | None = None
+    reference_stats: np.ndarray | None = None
+    reference_in: np.ndarray | None = None
+    population_stat: np.ndarray | None = None
+    population_ref_stats: np.ndarray | None = None
+    population_ref_in: np.ndarray | None = None
 
 
 @dataclass

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from attackers.metrics import (accuracy, attack_metrics, balanced_accuracy, paper_accuracy, roc_auc,
-                               tpr_at_fpr)
+from scipy.stats import norm
+
+from attackers.metrics import (Auc, TprAtFpr, accuracy, attack_metrics, balanced_accuracy, bootstrap_ci,
+                               bootstrap_values, paper_accuracy, resolvable, roc_auc, tpr_at_fpr)
 
 
 def test_accuracies_hand_computed() -> None:
@@ -62,10 +64,67 @@ def test_attack_metrics_dict() -> None:
     member = np.array([1, 1, 0, 0, 0])
     scores = np.array([0.9, 0.2, 0.4, 0.1, 0.0])
     out = attack_metrics(member, scores, (scores >= 0.3).astype(int))
-    assert set(out) == {"acc", "balanced_acc", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "n_members",
-                        "n_nonmembers"}
+    assert set(out) == {"acc", "balanced_acc", "auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr", "tpr_at_0.01pct_fpr",
+                        "n_members", "n_nonmembers"}
     assert out["acc"] == pytest.approx(60.0)  # correct: .9, .1, .0
     assert out["balanced_acc"] == pytest.approx(50 * (1 / 2 + 2 / 3))
     assert out["auc"] == pytest.approx(100 * 5 / 6)  # .9 beats all 3; .2 beats .1 and .0
     assert out["tpr_at_1pct_fpr"] == pytest.approx(50.0)
     assert (out["n_members"], out["n_nonmembers"]) == (2, 3)
+    # 3 non-members: the top non-member (.4) alone is FPR 1/3, so every bound below 1/3 gives TPR 50 (.9 only)
+    assert out["tpr_at_0.01pct_fpr"] == pytest.approx(50.0)
+    assert "auc_ci_low" not in out  # no bootstrap unless asked
+
+
+def test_resolvable_needs_more_than_one_over_fpr_nonmembers() -> None:
+    assert not resolvable(10_000, 0.0001) and resolvable(10_001, 0.0001)
+    assert not resolvable(1000, 0.001) and resolvable(1001, 0.001)  # 1/0.001 is 1000.0000000000001 in floats
+    assert not resolvable(100, 0.01) and resolvable(101, 0.01)
+    with pytest.raises(ValueError):
+        resolvable(10, 0.0)
+
+
+@pytest.mark.parametrize("metric", [Auc(), TprAtFpr(0.001), TprAtFpr(0.05), TprAtFpr(0.3)])
+def test_bootstrap_batched_equals_per_resample_loop(metric) -> None:
+    """The vectorised count form against calling the plain metric on each resample's drawn rows."""
+    rng = np.random.default_rng(5)
+    member = rng.integers(0, 2, 300).astype(bool)
+    scores = np.round(rng.normal(size=300) + member, 1)  # ties across classes
+    fast = bootstrap_values(member, scores, metric, 50, seed=9)
+    slow = bootstrap_values(member, scores, lambda m, s: metric(m, s), 50, seed=9)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+    assert np.ptp(fast) > 0  # the resamples really differ
+
+
+def test_bootstrap_resamples_keep_class_sizes() -> None:
+    member = np.r_[np.ones(3, bool), np.zeros(7, bool)]
+    scores = np.arange(10.0)
+    sizes = bootstrap_values(member, scores, lambda m, s: float(m.sum() * 100 + (~m).sum()), 20, seed=1)
+    assert set(sizes) == {307.0}
+
+
+def test_bootstrap_ci_covers_binormal_auc() -> None:
+    """Scores N(d, 1) for members, N(0, 1) for non-members: AUC = Phi(d / sqrt 2). A 95 % interval should
+    cover it in about 95 of 100 seeds; below 90 means the interval is too narrow (or biased)."""
+    d, n, true_auc = 1.0, 150, 100 * norm.cdf(1.0 / np.sqrt(2))
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    covered = 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        scores = rng.normal(size=2 * n) + d * member
+        low, high = bootstrap_ci(member, scores, Auc(), n_resamples=200, seed=seed)
+        assert low <= roc_auc(member, scores) <= high
+        covered += low <= true_auc <= high
+    assert covered >= 90, covered
+
+
+def test_attack_metrics_bootstrap_keys_and_reproducible() -> None:
+    rng = np.random.default_rng(0)
+    member = rng.integers(0, 2, 400)
+    scores = rng.normal(size=400) + 2 * member
+    out = attack_metrics(member, scores, scores > 1, n_bootstrap=100, seed=3)
+    assert out["auc_ci_low"] < out["auc"] < out["auc_ci_high"]
+    assert out["tpr_at_0.1pct_fpr_ci_low"] <= out["tpr_at_0.1pct_fpr_ci_high"]
+    again = attack_metrics(member, scores, scores > 1, n_bootstrap=100, seed=3)
+    assert again == out
+    assert (out["auc_ci_low"], out["auc_ci_high"]) == bootstrap_ci(member, scores, Auc(), 100, 3)
