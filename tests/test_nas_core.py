@@ -130,3 +130,15 @@ def test_paper_metrics_by_hand() -> None:
     m = M.paper_metrics(member, dec)
     assert m["attack_acc_2p1"] == pytest.approx(0.5)
     assert m["f1"] == pytest.approx(0.75)
+
+
+def test_report_tables(tmp_path) -> None:
+    from nas.report import write_nas_report
+    recs = [{"setting": "nas_amia_fixed_shadow", "dataset_name": "digits", "P": 4, "defense": "none",
+             "membership_set": "alpha", "attack": "ffn", "attack_acc_2p1": 0.125, "f1": 0.5},
+            {"setting": "nas_adra", "dataset_name": "digits", "P": 4, "activation": "elu", "batch": 1, "sr": 50.0,
+             "mse": 0.25, "grid": str(tmp_path / "missing.png")}]
+    made = write_nas_report(recs, tmp_path)
+    assert [p for _, p in made] == ["nas_amia.md", "nas_adra.md"]
+    assert "| digits | 4 | none | nas_amia_fixed_shadow | alpha | ffn | 0.125 | 0.500 |" in (tmp_path / "nas_amia.md").read_text()
+    assert "| 50.000 | 0.250 |" in (tmp_path / "nas_adra.md").read_text()
