@@ -18,16 +18,15 @@ import torch
 
 import datasets
 from errors import UserError
-from experiment import (append_jsonl, atomic_write, log, resolve_device, run_main, seed_everything,
-                        setup_logging)
+from experiment import append_jsonl, atomic_write, log, resolve_device, run_main, seed_everything, setup_logging
 from models import build_model
 from nas import adra as A
 from nas import amia as M
 from nas import config as nas_config
 from nas.defenses import distill, noisy
 from nas.search import SearchConfig, search
-from nas.supernet import DiscreteNet, Genotype, SpaceConfig, SuperNet, derive_genotype, load_genotype, save_genotype
 from nas.splits import nas_splits_for
+from nas.supernet import DiscreteNet, Genotype, SpaceConfig, SuperNet, derive_genotype, load_genotype, save_genotype
 from training import TrainConfig
 
 SUBCOMMANDS = ("search", "amia", "adra")

@@ -77,7 +77,7 @@ def ffn(num_cls: int, hidden: int) -> nn.Module:
 
 def ffn_attack(data: AttackInput, cfg: AmiaConfig, generator: torch.Generator) -> AttackResult:
     """Fit the FFN on the shadow's (member, non-member) prediction vectors by the project's loop, with SGD."""
-    feats = lambda p: torch.from_numpy(-np.sort(-p, axis=1)).float()  # noqa: E731  (descending)
+    feats = lambda p: torch.from_numpy(-np.sort(-p, axis=1)).float()
     xs, ys = feats(data.shadow_probs), torch.from_numpy(data.shadow_member).long()
     xt, yt = feats(data.target_probs), torch.from_numpy(data.target_member).long()
     model = ffn(data.num_cls, cfg.attack_hidden)

@@ -7,7 +7,7 @@ P up to 8 on a 2-core CPU, the second stage doubled the search time for no measu
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

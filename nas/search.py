@@ -63,7 +63,7 @@ def unrolled_arch_grads(model: SuperNet, xt: torch.Tensor, yt: torch.Tensor, xa:
     arch = model.arch_parameters()
     gw = torch.autograd.grad(F.cross_entropy(model(xt), yt), w)
     w1 = [(p - xi * g).detach().requires_grad_(True) for p, g in zip(w, gw)]
-    call = lambda ws, x: functional_call(model, dict(zip(names, ws)) | dict(zip(ARCH_NAMES, arch)), (x,))  # noqa
+    call = lambda ws, x: functional_call(model, dict(zip(names, ws)) | dict(zip(ARCH_NAMES, arch)), (x,))
     grads = torch.autograd.grad(F.cross_entropy(call(w1, xa), ya), [*arch, *w1])
     d_arch, d_w = grads[:len(arch)], grads[len(arch):]
     eps = 0.01 / torch.sqrt(sum((g * g).sum() for g in d_w)).clamp_min(1e-12)

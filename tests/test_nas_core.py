@@ -117,8 +117,8 @@ def test_amia_near_chance_when_members_and_nonmembers_share_a_distribution() -> 
 
 def test_amia_clearly_above_chance_on_a_leaky_case() -> None:
     rng = np.random.default_rng(1)
-    members = lambda: _dirichlet(rng, 400, 0.1)   # noqa: E731  peaked: confident on members
-    others = lambda: _dirichlet(rng, 400, 2.0)    # noqa: E731  flat: unsure on non-members
+    members = lambda: _dirichlet(rng, 400, 0.1)
+    others = lambda: _dirichlet(rng, 400, 2.0)
     res = _amia(members(), others(), members(), others())
     assert res["ffn"]["auc"] > 85 and res["ffn"]["attack_acc_2p1"] > 0.5
     assert res["entr"]["auc"] > 85
