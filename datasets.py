@@ -9,6 +9,8 @@ On-disk layout under data_root (the artifact's, with a few documented alternativ
   cifar10      cifar10-data/cifar-10-batches-py/{data_batch_1..5,test_batch}   (or cifar-10-batches-py/)
   cifar100     cifar100-data/cifar-100-python/{train,test}                     (or cifar-100-python/)
   svhn         svhn-data/{train_32x32.mat,test_32x32.mat}                      (or directly in data_root)
+  mnist        mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz   (or MNIST/raw/, torchvision's layout;
+               the uncompressed files are read too)
   chmnist      chmnist/kather_texture_2016_image_tiles_5000/Kather_texture_2016_image_tiles_5000/<class>/*
   location     location/data_complete.npz                      x (5010x446), y 1-based (MemGuard's file)
   texas100     texas/data_complete.npz (x, y 1-based), else the text release extracted in texas/:
@@ -56,6 +58,7 @@ SOURCES = {
                 "npz with keys x, y",
     "purchase100": "https://github.com/privacytrustlab/datasets (dataset_purchase.tgz; its file "
                    "dataset_purchase, label first) or the artifact's CSV with the label last",
+    "mnist": "http://yann.lecun.com/exdb/mnist/ or a torchvision MNIST/raw folder (the four idx ubyte .gz files)",
 }
 
 
@@ -292,6 +295,44 @@ def load_digits(root: Path, input_dim: int, num_cls: int) -> Pool:
     return _make_pool("digits", x, d.target, Path("sklearn.datasets.load_digits"))
 
 
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte")
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """One idx file (LeCun's format): magic 0x0000 08 <ndim>, big-endian int32 sizes, then uint8 data."""
+    import gzip
+
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise _corrupt("mnist", path, f"{type(e).__name__}: {e}") from None
+    if len(raw) < 4 + 4 * ndim or raw[:3] != b"\x00\x00\x08" or raw[3] != ndim:
+        raise _corrupt("mnist", path, f"not an idx file of {ndim} dimension(s) of uint8")
+    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise _corrupt("mnist", path, f"header says {shape} but holds {data.size} values")
+    return data.reshape(shape)
+
+
+def load_mnist(root: Path, input_dim: int, num_cls: int) -> Pool:
+    """MNIST train (60000) then test (10000), 1x28x28, normalised with torchvision's usual mean / std."""
+    folders = [root / "mnist", root / "MNIST" / "raw", root]
+    for ext in (".gz", ""):
+        names = [f + ext for f in MNIST_FILES]
+        folder = _first_dir(folders, names)
+        if folder is not None:
+            break
+    else:
+        raise _missing("mnist", root, [f + ".gz" for f in MNIST_FILES] + ["(in mnist/ or MNIST/raw/)"])
+    tr_x, tr_y, te_x, te_y = (_read_idx(folder / n, 3 if "images" in n else 1) for n in names)
+    images = np.concatenate([tr_x, te_x])[:, None]
+    return _make_pool("mnist", _normalise(images, MNIST_MEAN, MNIST_STD), np.concatenate([tr_y, te_y]), folder)
+
+
 # ---------------------------------------------------------------------------------------------- tabular
 
 def load_location(root: Path, input_dim: int, num_cls: int) -> Pool:
@@ -403,6 +444,7 @@ DATASETS: dict[str, Loader] = {
     "texas100": load_texas100,
     "purchase100": load_purchase100,
     "digits": load_digits,
+    "mnist": load_mnist,
     "synthetic_purchase": load_synthetic_purchase,
 }
 

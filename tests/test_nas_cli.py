@@ -1,0 +1,53 @@
+"""nas_privacy.py as a user runs it: each mistake is one `error:` line and exit status 2."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_script
+
+
+def _cfg(tmp, **changes) -> str:
+    cfg = json.loads(open("config/nas_digits.json").read())
+    for key, value in changes.items():
+        section, _, sub = key.partition(".")
+        if sub:
+            cfg[section][sub] = value
+        else:
+            cfg[section] = value
+    (tmp / "bad.json").write_text(json.dumps(cfg))
+    return "bad.json"
+
+
+@pytest.mark.parametrize("changes,needle", [
+    ({"space.activation": "swish"}, "unknown activation 'swish'"),
+    ({"space.primitives": ["sep_conv_3x3", "conv_7x7"]}, "unknown operation 'conv_7x7'"),
+    ({"space.P": 0}, "P must be >= 1"),
+    ({"split": {"theta": 0.5, "alpha": 0.3, "shadow_train": 0.1, "shadow_test": 0.1, "unseen": 0.1}}, "overlap"),
+    ({"space.colour": 1}, "unknown key 'space.colour'"),
+])
+def test_bad_config_is_one_error_line(in_tmp, changes, needle) -> None:
+    r = run_script("nas_privacy.py", "search", "cpu", _cfg(in_tmp, **changes), cwd=in_tmp, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
+
+
+def test_unknown_subcommand(in_tmp) -> None:
+    r = run_script("nas_privacy.py", "prune", "cpu", "config/nas_digits.json", cwd=in_tmp, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: unknown subcommand 'prune' (use one of: search, amia, adra)"]
+
+
+def test_search_checkpoint_from_another_config_is_refused(in_tmp) -> None:
+    name = _cfg(in_tmp, **{"search.epochs": 1, "space.P": 1, "space.C": 2})
+    r = run_script("nas_privacy.py", "search", "cpu", name, cwd=in_tmp, timeout=120)
+    assert r.returncode == 0, r.stderr
+    g = json.loads((in_tmp / "result/bad/nas/none/target_genotype.json").read_text())
+    assert g["P"] == 1 and len(g["ops"]) == 1 and g["ops"][0] != "none"
+    idx = json.loads((in_tmp / "result/bad/nas/data_index.json").read_text())
+    assert len(np.concatenate([idx[k] for k in idx])) == len(set(sum(idx.values(), [])))
+    name = _cfg(in_tmp, **{"search.epochs": 2, "space.P": 1, "space.C": 2, "search.arch_lr": 0.01})
+    r = run_script("nas_privacy.py", "search", "cpu", name, cwd=in_tmp, timeout=120)
+    assert r.returncode == 2 and "made by another config" in r.stderr and len(r.stderr.strip().splitlines()) == 1
