@@ -18,7 +18,9 @@ import torch
 
 import datasets
 from errors import UserError
-from experiment import append_jsonl, atomic_write, log, resolve_device, run_main, seed_everything, setup_logging
+from cli import run_main
+from experiment import resolve_device, seed_everything
+from storage import append_jsonl, atomic_write, log, setup_logging
 from models import build_model
 from nas import adra as A
 from nas import amia as M

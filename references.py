@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from errors import UserError
-from experiment import atomic_save_npz
+from storage import atomic_save_npz
 
 CHECKPOINT = "best.pth"  # the file every step writes in a model folder
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from experiment import atomic_write
+from storage import atomic_write
 
 AMIA_COLS = ("dataset_name", "P", "defense", "setting", "membership_set", "attack", "attack_acc_2p1", "f1", "acc",
              "auc", "tpr_at_1pct_fpr", "target_theta_acc", "target_unseen_acc")

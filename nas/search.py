@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from errors import UserError
-from experiment import atomic_torch_save, load_checkpoint, log
+from storage import atomic_torch_save, load_checkpoint, log
 from nas.supernet import SuperNet
 from training import StepStats, TrainConfig, TrainHooks, batch_stats, evaluate, train_one_epoch
 

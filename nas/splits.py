@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from errors import UserError
-from experiment import atomic_write
+from storage import atomic_write
 
 SPLIT_NAMES = ("theta", "alpha", "shadow_train", "shadow_test", "unseen", "reference")
 REQUIRED = ("theta", "alpha", "shadow_train", "shadow_test", "unseen")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from errors import UserError
-from experiment import atomic_write
+from storage import atomic_write
 from nas.ops import PRIMITIVES, MixedOp, make_activation, make_op
 
 
