@@ -6,6 +6,7 @@ valid ones, so every step script reports them the same way.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Generic, Iterator, TypeVar
 
 from errors import UserError
@@ -46,3 +47,12 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @contextmanager
+    def registered(self, entry: T) -> Iterator[T]:
+        """Register `entry` for the duration of a block (tests, notebooks), then remove it again."""
+        self.register(entry)
+        try:
+            yield entry
+        finally:
+            del self._entries[getattr(entry, "name")]
