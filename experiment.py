@@ -51,6 +51,10 @@ class Config:
     attack_epochs: int = 100
     attack_lr: float = 1e-3
     sensitivity: dict[str, float] = field(default_factory=lambda: {"n": 10, "eps": 1e-3})
+    # WeMem (NDSS '25): its split, its iterative rounds, and the mem-score estimator's settings (memscore.py).
+    split_scheme: str = "artifact"
+    prune_iter: int = 5
+    memscore: dict[str, float] = field(default_factory=lambda: {"models": 16, "fraction": 0.7, "epochs": 0})
     # Not JSON keys: filled in from the config path.
     stem: str = ""
 
@@ -61,7 +65,9 @@ class Config:
 
 REQUIRED = ("dataset_name", "model_name", "epochs", "num_cls", "input_dim")
 JSON_KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "stem")
-SUBKEYS = {"split": ("victim", "train", "dev", "test"), "sensitivity": ("n", "eps")}
+SUBKEYS = {"split": ("victim", "train", "dev", "test"), "sensitivity": ("n", "eps"),
+           "memscore": ("models", "fraction", "epochs")}
+SPLIT_SCHEMES = ("artifact", "wemem")
 
 
 def _check(cond: bool, path: Path, key: str, allowed: str) -> None:
@@ -103,6 +109,10 @@ def validate(raw: dict[str, Any], path: Path) -> None:
         _check(_is_num(raw["weight_decay"]) and raw["weight_decay"] >= 0, path, "weight_decay", "a number >= 0")
     if "optimizer" in raw:
         _check(raw["optimizer"] in OPTIMIZERS, path, "optimizer", " or ".join(OPTIMIZERS))
+    if "split_scheme" in raw:
+        _check(raw["split_scheme"] in SPLIT_SCHEMES, path, "split_scheme", " or ".join(SPLIT_SCHEMES))
+    if "prune_iter" in raw:
+        _check(_is_int(raw["prune_iter"]) and raw["prune_iter"] >= 2, path, "prune_iter", "an integer >= 2")
     for key, subkeys in SUBKEYS.items():
         if key in raw:
             _validate_sub(raw[key], path, key, subkeys)
@@ -112,7 +122,14 @@ def _validate_sub(value: Any, path: Path, key: str, subkeys: tuple[str, ...]) ->
     _check(isinstance(value, dict), path, key, "an object with keys " + ", ".join(subkeys))
     for sub, v in value.items():
         _check(sub in subkeys, path, f"{key}.{sub}", "keys " + ", ".join(subkeys))
+        if key == "memscore" and sub == "epochs":  # 0 = the config's epochs
+            _check(_is_int(v) and v >= 0, path, f"{key}.{sub}", "an integer >= 0 (0: the config's epochs)")
+            continue
         _check(_is_num(v) and v > 0, path, f"{key}.{sub}", "a number > 0")
+    if key == "memscore":
+        _check(_is_int(value.get("models", 2)) and value.get("models", 2) >= 2, path, "memscore.models",
+               "an integer >= 2")
+        _check(0 < value.get("fraction", 0.5) < 1, path, "memscore.fraction", "a fraction strictly between 0 and 1")
     if key == "split":
         _check(all(0 < value.get(s, 0.5) < 1 for s in subkeys), path, key, "fractions strictly between 0 and 1")
         parts = sum(value.get(s, d) for s, d in (("train", .45), ("dev", .10), ("test", .45)))
@@ -134,8 +151,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         raise UserError(f"{path} must hold a JSON object of config keys")
     validate(raw, path)
     merged = dict(raw)
-    for sub, defaults in (("split", Config.__dataclass_fields__["split"].default_factory()),
-                          ("sensitivity", Config.__dataclass_fields__["sensitivity"].default_factory())):
+    for sub, defaults in ((k, Config.__dataclass_fields__[k].default_factory()) for k in SUBKEYS):  # type: ignore[misc]
         merged[sub] = {**defaults, **raw.get(sub, {})}
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     validate({k: v for k, v in merged.items() if k in JSON_KEYS}, Path(f"{path} (with command-line flags)"))
