@@ -320,7 +320,8 @@ def load_cinic10(root: Path, input_dim: int, num_cls: int) -> Pool:
     """CINIC-10 as released: cinic10/{train,valid,test}/<class>/*.png (32x32). Pool = train then test."""
     parts = [_read_png_folder("cinic10", root / CINIC_DIR / part) for part in CINIC_PARTS]
     if parts[0][2] != parts[1][2]:
-        raise _corrupt("cinic10", root / CINIC_DIR, f"train and test class folders differ: {parts[0][2]} vs {parts[1][2]}")
+        raise _corrupt("cinic10", root / CINIC_DIR,
+                       f"train and test class folders differ: {parts[0][2]} vs {parts[1][2]}")
     x = _normalise(np.concatenate([p[0] for p in parts]).transpose(0, 3, 1, 2), CINIC_MEAN, CINIC_STD)
     pool = _make_pool("cinic10", x, np.concatenate([p[1] for p in parts]), root / CINIC_DIR)
     pool.n_train = len(parts[0][1])

@@ -36,7 +36,7 @@ import datasets
 from errors import UserError
 from experiment import atomic_save_npz, atomic_write, log, run_main, seed_everything
 from models import build_model
-from training import SplitTensors, TrainConfig, evaluate, fit
+from training import SplitTensors, TrainConfig, fit
 
 EVAL_ROWS = 256  # held-out rows fit evaluates each epoch (log only: no early stopping here)
 

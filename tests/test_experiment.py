@@ -105,7 +105,8 @@ def test_every_shipped_config_is_valid_and_vgg_is_fixed() -> None:
 
 def test_wemem_grid_configs_carry_wemem_settings(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1] / "config"
-    grid = {f"wemem_{d}_{m}" for d in ("cifar10", "cifar100", "cinic10") for m in ("resnet18", "vgg16bn", "densenet121")}
+    grid = {f"wemem_{d}_{m}" for d in ("cifar10", "cifar100", "cinic10")
+            for m in ("resnet18", "vgg16bn", "densenet121")}
     grid |= {f"wemem_{d}_columnfc" for d in ("location", "texas100", "purchase100")}
     configs = {p.stem: load_config(p) for p in root.glob("wemem_*.json")}
     assert set(configs) == grid
