@@ -34,7 +34,8 @@ int(numel * s_k) zeros per layer (more only on ties), and a pruned weight stays 
 runs the rounds on the one training loop.
 
 Public API: PRUNERS (one-shot), ITERATIVE_PRUNERS, ALL_PRUNERS, validate_pruner_name, validate_sparsity,
-compute_masks, apply_masks, update_masks, prune_model, bake, load_pruned, measure_sparsity, iterative_schedule, iterative_prune.
+compute_masks, apply_masks, update_masks, prune_model, bake, load_pruned, measure_sparsity, iterative_schedule,
+iterative_prune.
 """
 from __future__ import annotations
 
