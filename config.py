@@ -39,6 +39,10 @@ def _sensitivity() -> dict[str, float]:
     return {"n": 10, "eps": 1e-3}
 
 
+def _memscore() -> dict[str, float]:
+    return {"models": 16, "fraction": 0.7, "epochs": 0}
+
+
 @dataclass
 class Config:
     """One experiment's settings: the artifact's JSON keys, then the optional keys of DESIGN §3."""
@@ -67,6 +71,12 @@ class Config:
                            strict=True)
     sensitivity: dict[str, float] = key(help="noisy copies n and noise scale eps of eq. 2", kind=dict, flag=False,
                                         factory=_sensitivity)
+    # WeMem (NDSS '25): its split, its iterative rounds, and the mem-score estimator (memscore.py).
+    split_scheme: str = key("artifact", help="data split: the artifact's, or WeMem's (train-only pool, 90/10)",
+                            kind=str, choices=("artifact", "wemem"))
+    prune_iter: int = key(5, help="rounds of iterative pruning (round 0 dense)", kind=int, minimum=2, maximum=1000)
+    memscore: dict[str, float] = key(help="mem-score models K, subset fraction, epochs (0: the config's)",
+                                     kind=dict, flag=False, factory=_memscore)
     # Not a JSON key: filled in from the config path.
     stem: str = ""
 
@@ -79,10 +89,13 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.metadata}
 JSON_KEYS = tuple(FIELDS)
 REQUIRED = tuple(n for n, f in FIELDS.items() if f.default is dataclasses.MISSING
                  and f.default_factory is dataclasses.MISSING)
-# Nested keys: (kind, minimum, maximum) each; every value strictly above its minimum.
+# Nested keys: (kind, low, high), each value in the open-closed interval (low, high]; fractions that
+# must stay below 1 use a high just under it.
+BELOW_ONE = 1 - 1e-9
 SUBKEYS: dict[str, dict[str, tuple[type, float, float]]] = {
     "split": {"victim": (float, 0, 1), "train": (float, 0, 1), "dev": (float, 0, 1), "test": (float, 0, 1)},
     "sensitivity": {"n": (int, 0, 1000), "eps": (float, 0, 1)},
+    "memscore": {"models": (int, 1, 100_000), "fraction": (float, 0, BELOW_ONE), "epochs": (int, -1, 100_000)},
 }
 
 
@@ -155,7 +168,8 @@ def _validate_sub(value: Any, path: Path, name: str) -> None:
         _check(sub in subkeys, path, f"{name}.{sub}", "keys " + ", ".join(subkeys))
         kind, lo, hi = subkeys[sub]
         ok = (_is_int(v) if kind is int else _is_num(v)) and lo < v <= hi
-        _check(ok, path, f"{name}.{sub}", f"{'an integer' if kind is int else 'a number'} > {lo:g} and <= {hi:g}")
+        upper = "< 1" if hi == BELOW_ONE else f"<= {_shown(hi)}"
+        _check(ok, path, f"{name}.{sub}", f"{'an integer' if kind is int else 'a number'} > {_shown(lo)} and {upper}")
     if name == "split":
         _check(all(0 < value.get(s, 0.5) < 1 for s in subkeys), path, name, "fractions strictly between 0 and 1")
         parts = sum(value.get(s, d) for s, d in (("train", .45), ("dev", .10), ("test", .45)))

@@ -11,6 +11,7 @@ On-disk layout under data_root (the artifact's, with a few documented alternativ
   svhn         svhn-data/{train_32x32.mat,test_32x32.mat}                      (or directly in data_root)
   mnist        mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz   (or MNIST/raw/, torchvision's layout;
                the uncompressed files are read too)
+  cinic10      cinic10/{train,test}/<class>/*.png (CINIC-10's release; valid/ is not read)
   chmnist      chmnist/kather_texture_2016_image_tiles_5000/Kather_texture_2016_image_tiles_5000/<class>/*
   location     location/data_complete.npz                      x (5010x446), y 1-based (MemGuard's file)
   texas100     texas/data_complete.npz (x, y 1-based), else the text release extracted in texas/:
@@ -53,6 +54,7 @@ SOURCES = {
     "cifar100": "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz, extracted)",
     "svhn": "http://ufldl.stanford.edu/housenumbers/ (format 2: train_32x32.mat, test_32x32.mat)",
     "chmnist": "https://zenodo.org/record/53169 (Kather_texture_2016_image_tiles_5000.zip, extracted)",
+    "cinic10": "https://github.com/BayesWatch/cinic-10 (CINIC-10.tar.gz, extracted into cinic10/)",
     "location": "https://github.com/jjy1994/MemGuard/tree/master/data/location (data_complete.npz)",
     "texas100": "https://github.com/privacytrustlab/datasets (dataset_texas.tgz, extracted here) or an "
                 "npz with keys x, y",
@@ -69,6 +71,7 @@ class Pool:
     x: torch.Tensor
     y: torch.Tensor
     name: str
+    n_train: int | None = None  # rows of the official TRAIN split at the front (None: no official split)
 
 
 Loader = Callable[[Path, int, int], Pool]
@@ -225,8 +228,10 @@ def _cifar(name: str, folder_name: str, files: Sequence[str]) -> Loader:
             raise _missing(name, root / subdir / folder_name, files, downloadable=True)
         parts = [_read_cifar_batch(name, folder / f) for f in files]  # train batches first, then test
         x = np.concatenate([p[0] for p in parts])
-        return _make_pool(name, _normalise(x, CIFAR_MEAN, CIFAR_STD), np.concatenate([p[1] for p in parts]),
+        pool = _make_pool(name, _normalise(x, CIFAR_MEAN, CIFAR_STD), np.concatenate([p[1] for p in parts]),
                           folder)
+        pool.n_train = sum(len(p[1]) for p in parts[:-1])
+        return pool
     return load
 
 
@@ -254,8 +259,10 @@ def load_svhn(root: Path, input_dim: int, num_cls: int) -> Pool:
         raise _missing("svhn", root / "svhn-data", SVHN_FILES, downloadable=True)
     parts = [_read_svhn(folder / f) for f in SVHN_FILES]
     x = np.concatenate([p[0] for p in parts])
-    return _make_pool("svhn", _normalise(x, (0.5,) * 3, (0.5,) * 3), np.concatenate([p[1] for p in parts]),
+    pool = _make_pool("svhn", _normalise(x, (0.5,) * 3, (0.5,) * 3), np.concatenate([p[1] for p in parts]),
                       folder)
+    pool.n_train = len(parts[0][1])
+    return pool
 
 
 CHMNIST_DIR = "chmnist/kather_texture_2016_image_tiles_5000/Kather_texture_2016_image_tiles_5000"
@@ -284,6 +291,42 @@ def load_chmnist(root: Path, input_dim: int, num_cls: int) -> Pool:
             raise _corrupt("chmnist", Path(path), f"{type(e).__name__}: {e}") from None
     x = _normalise(images.transpose(0, 3, 1, 2), IMAGENET_MEAN, IMAGENET_STD)
     return _make_pool("chmnist", x, np.array([label for _, label in samples]), folder)
+
+
+CINIC_DIR = "cinic10"
+CINIC_PARTS = ("train", "test")  # pool order; valid/ is not read (WeMem used train and test subsets only)
+# CINIC-10's own statistics (its README); WeMem's transform for CINIC is not in the facts.
+CINIC_MEAN, CINIC_STD = (0.47889522, 0.47227842, 0.43047404), (0.24205776, 0.23828046, 0.25874835)
+
+
+def _read_png_folder(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """ImageFolder semantics (classes = sorted folder names); 32x32 RGB images decoded once, as uint8 NHWC."""
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    files = [(f, c) for c, cls in enumerate(classes) for f in sorted((folder / cls).glob("*.png"))]
+    if not files:
+        raise _missing(name, folder, ["<class>/*.png"])
+    images = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as img:
+                images[i] = np.asarray(img.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise _corrupt(name, path, f"{type(e).__name__}: {e}") from None
+    return images, np.array([c for _, c in files]), classes
+
+
+def load_cinic10(root: Path, input_dim: int, num_cls: int) -> Pool:
+    """CINIC-10 as released: cinic10/{train,valid,test}/<class>/*.png (32x32). Pool = train then test."""
+    parts = [_read_png_folder("cinic10", root / CINIC_DIR / part) for part in CINIC_PARTS]
+    if parts[0][2] != parts[1][2]:
+        raise _corrupt("cinic10", root / CINIC_DIR,
+                       f"train and test class folders differ: {parts[0][2]} vs {parts[1][2]}")
+    x = _normalise(np.concatenate([p[0] for p in parts]).transpose(0, 3, 1, 2), CINIC_MEAN, CINIC_STD)
+    pool = _make_pool("cinic10", x, np.concatenate([p[1] for p in parts]), root / CINIC_DIR)
+    pool.n_train = len(parts[0][1])
+    return pool
 
 
 def load_digits(root: Path, input_dim: int, num_cls: int) -> Pool:
@@ -440,6 +483,7 @@ DATASETS: dict[str, Loader] = {
     "cifar100": _cifar("cifar100", "cifar-100-python", ["train", "test"]),
     "svhn": load_svhn,
     "chmnist": load_chmnist,
+    "cinic10": load_cinic10,
     "location": load_location,
     "texas100": load_texas100,
     "purchase100": load_purchase100,
@@ -595,3 +639,40 @@ def splits_for(n: int, path: Path, *, overwrite: bool = False, **kw: Any) -> Spl
 
 def _prefix(splits: Splits, shadows: int) -> Splits:
     return Splits(splits.victim_train, splits.victim_dev, splits.victim_test, splits.shadows[:shadows])
+
+
+# ---------------------------------------------------------------------------------------------- WeMem's split
+
+WEMEM_TABULAR_TEST = 0.2  # WeMem's datasets.py: 80/20 train/test for the tabular sets (unseeded there)
+
+
+def wemem_parts(n: int, n_train: int | None, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """(train part, test part) of the pool, both sorted: the official split when the pool has one
+    (train rows first), else a seeded 80/20 split (WeMem's was unseeded, so its rows are not reproducible).
+    Mem-score rows follow the train part's order: row i is pool index train_part[i] (WeMem: train index)."""
+    if n_train is not None:
+        return np.arange(n_train), np.arange(n_train, n)
+    train, test = train_test_split(np.arange(n), test_size=WEMEM_TABULAR_TEST, random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+def _wemem_three_way(half: np.ndarray, test_part: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+    """90 % train; the other 10 % joined (first) with the whole test part, split 34 / 66 into dev / test."""
+    train, temp = train_test_split(half, test_size=0.1, random_state=seed)
+    dev, test = train_test_split(np.concatenate([temp, test_part]), test_size=0.66, random_state=seed)
+    return np.asarray(train), np.asarray(dev), np.asarray(test)
+
+
+def make_wemem_splits(n: int, n_train: int | None, *, seed: int = 7, shadow_num: int = 5) -> Splits:
+    """WeMem's split (facts §0): the train part halved (victim / attack, random_state=seed); each half as
+    _wemem_three_way, shadow i on the attack half with seed + i. Members : non-members is about 73 : 27, and
+    every model's non-members share the same official test rows. The artifact's make_splits stays the default.
+    """
+    train_part, test_part = wemem_parts(n, n_train, seed)
+    try:
+        victim, attack = train_test_split(train_part, test_size=0.5, random_state=seed)
+        splits = Splits(*_wemem_three_way(victim, test_part, seed))
+        splits.shadows = [_wemem_three_way(attack, test_part, seed + i) for i in range(shadow_num)]
+    except ValueError as e:
+        raise UserError(f"cannot apply WeMem's split to {n} samples: {e}", "use more data") from None
+    return splits

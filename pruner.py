@@ -22,8 +22,20 @@ before every forward. Gradients at masked positions are therefore exactly zero (
 weights in place at each forward; the effective weights are the same). Masks are computed once, from the
 pretrained weights, and stay fixed through fine-tuning.
 
-Public API: PRUNERS, validate_pruner_name, validate_sparsity, compute_masks, apply_masks, prune_model, bake,
-load_pruned, measure_sparsity.
+Iterative pruning (WeMem, NDSS '25; wemem facts §1): `iter_pruning` (every LEVEL_OP_TYPES layer, like
+l1unstructure) and `iter_prunetxt` (every Linear but the output layer: fc1 and fc2 of columnfc) re-implement
+nni 2.3's LotteryTicketPruner with reset_weights=False, i.e. iterative magnitude pruning with continued
+fine-tuning, no rewind. Round k of R (k = 0..R-1) targets the layer sparsity s_k = 1-(1-s)^(k/(R-1)) (nni:
+keep_ratio_once ** k with prune_iterations = R-1); round 0 is dense. The round's mask is nni 2.3's
+LevelPrunerMasker applied to weight * current mask: k = int(numel * s_k) over ALL the layer's weights, the
+already-pruned ones included (they are the zeros, the smallest |w|, so they fill the first slots of k and
+are never counted twice); everything <= the k-th smallest |w * mask| is pruned. So round k leaves exactly
+int(numel * s_k) zeros per layer (more only on ties), and a pruned weight stays pruned. `iterative_prune`
+runs the rounds on the one training loop.
+
+Public API: PRUNERS (the registry; `one_shot_names`, `iterative_names`), validate_pruner_name, validate_sparsity,
+compute_masks, apply_masks, update_masks, prune_model, bake, load_pruned, measure_sparsity, iterative_schedule,
+iterative_prune.
 """
 from __future__ import annotations
 
@@ -38,6 +50,8 @@ from torch.nn.utils import prune
 
 from errors import UserError
 from registry import Registry
+from storage import log
+from training import FitResult, SplitTensors, TrainConfig, TrainHooks, fit
 
 Masks = dict[str, Tensor]  # "module_name.weight" / "module_name.bias" -> 0/1 tensor of the parameter's shape
 
@@ -190,15 +204,54 @@ def slim_masks(model: nn.Module, sparsity: float) -> Masks:
     return masks
 
 
+def _hidden_linears(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every nn.Linear but the last one in module order (the output layer): fc1, fc2 of columnfc."""
+    return _layers(model, frozenset({"Linear"}))[:-1]
+
+
+def _iterative_level_masks(layers: list[tuple[str, nn.Module]], sparsity: float) -> Masks:
+    """nni 2.3 LevelPrunerMasker on weight * current mask (see the module docstring), per layer.
+
+    k == 0 keeps the current mask (nni returns all ones there, which only happens while nothing is pruned
+    yet, so the two agree whenever the schedule is followed; here a mask can never grow back).
+    """
+    masks: Masks = {}
+    for name, module in layers:
+        w = _current(module, "weight")  # masked positions are exactly 0
+        hook = _pruning_hook(module, "weight")
+        kept = torch.ones_like(w, dtype=torch.bool) if hook is None else getattr(module, "weight_mask") != 0
+        k = _num_prune(w.numel(), sparsity)
+        keep = kept if k == 0 else kept & _keep_above_kth(w.abs(), k)
+        masks[_key(name, "weight")] = keep.to(w.dtype)
+    return masks
+
+
+def iter_level_masks(model: nn.Module, sparsity: float) -> Masks:
+    """`iter_pruning`: one round of WeMem's LotteryTicketPruner, op_types 'default' (stem, shortcuts, classifier)."""
+    return _iterative_level_masks(_layers(model, LEVEL_OP_TYPES), sparsity)
+
+
+def iter_hidden_masks(model: nn.Module, sparsity: float) -> Masks:
+    """`iter_prunetxt`: one round on fc1 and fc2 only (WeMem's op_names for ColumnFC); the output layer stays dense."""
+    return _iterative_level_masks(_hidden_linears(model), sparsity)
+
+
 @dataclass(frozen=True)
 class Pruner:
-    """A pruning approach: its mask rule, the layer types it touches (also the denominator of the measured
-    `pruned_layers` sparsity) and how to name them in an error message."""
+    """A pruning approach: its mask rule (for an iterative approach: one round's), the layer types it touches
+    (also the denominator of the measured `pruned_layers` sparsity), how to name them in an error message,
+    and whether prune.py runs it one-shot or in WeMem's rounds."""
 
     name: str
     compute: Callable[[nn.Module, float], Masks]
     op_types: frozenset[str]
     what: str
+    iterative: bool = False
+    select: Callable[[nn.Module], list[tuple[str, nn.Module]]] | None = None  # default: layers of op_types
+    hint: str = _FC_HINT  # what to use instead when a model has none of its targets
+
+    def targets(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        return self.select(model) if self.select else _layers(model, self.op_types)
 
 
 PRUNERS: Registry[Pruner] = Registry("pruner")
@@ -208,6 +261,19 @@ register_pruner(Pruner("l1unstructure", level_masks, LEVEL_OP_TYPES, "Conv/Linea
 register_pruner(Pruner("l1structure", l1_filter_masks, FILTER_OP_TYPES, "Conv2d filters"))
 register_pruner(Pruner("l2structure", l2_filter_masks, FILTER_OP_TYPES, "Conv2d filters"))
 register_pruner(Pruner("slim", slim_masks, SLIM_OP_TYPES, "BatchNorm2d channels"))
+register_pruner(Pruner("iter_pruning", iter_level_masks, LEVEL_OP_TYPES, "Conv/Linear/Embedding weights",
+                       iterative=True))
+register_pruner(Pruner("iter_prunetxt", iter_hidden_masks, frozenset({"Linear"}),
+                       "hidden Linear layers (all but the output layer)", iterative=True, select=_hidden_linears,
+                       hint="use iter_pruning for CNNs"))
+
+
+def one_shot_names() -> tuple[str, ...]:
+    return tuple(p.name for p in PRUNERS if not p.iterative)
+
+
+def iterative_names() -> tuple[str, ...]:
+    return tuple(p.name for p in PRUNERS if p.iterative)
 
 
 # ------------------------------------------------------------------------------------------- validation
@@ -228,16 +294,18 @@ def validate_sparsity(sparsity: float) -> float:
 def require_targets(model: nn.Module, pruner_name: str, model_name: str | None) -> None:
     """UserError when the model has nothing this approach prunes (e.g. l1structure on the columnfc MLP)."""
     entry = PRUNERS.get(pruner_name)
-    op_types, what = entry.op_types, entry.what
-    if not _layers(model, op_types):
+    if not entry.targets(model):
         shown = model_name or type(model).__name__
-        raise UserError(f"{pruner_name} prunes {what} but model {shown} has none", _FC_HINT)
+        raise UserError(f"{pruner_name} prunes {entry.what} but model {shown} has none", entry.hint)
 
 
 # ------------------------------------------------------------------------------------------- public API
 def compute_masks(model: nn.Module, pruner_name: str, sparsity: float, *,
                   model_name: str | None = None) -> Masks:
     """Masks of `pruner_name` at `sparsity` from the model's current (pretrained) weights; model unchanged.
+
+    For an iterative approach these are one round's masks from the weights entering the round (current
+    masks tightened to layer sparsity `sparsity`); apply them with update_masks.
 
     Every layer the approach targets gets a mask (all ones where nothing is pruned), like nni's wrappers.
     `model_name` (e.g. the config's "columnfc") only makes error messages readable.
@@ -347,7 +415,8 @@ def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | No
       LEVEL_OP_TYPES (every Conv/ConvTranspose, Linear incl. the classifier, Bilinear, PReLU, Embedding);
       BatchNorm and biases are not counted. Independent of the approach, so comparable across approaches.
     - `pruned_layers`: over the tensors the approach prunes: those same weights for l1unstructure, Conv2d
-      weights only for l1structure / l2structure (the paper's footnote 4), BatchNorm2d gammas for slim.
+      weights only for l1structure / l2structure (the paper's footnote 4), BatchNorm2d gammas for slim,
+      fc1 + fc2 for iter_prunetxt.
     """
     validate_pruner_name(pruner_name)
     require_targets(model, pruner_name, model_name)
@@ -357,5 +426,105 @@ def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | No
         weight = _current(module, "weight")
         counts[name] = (int((weight == 0).sum()), weight.numel())
     overall = [counts[name] for name, _ in _layers(model, LEVEL_OP_TYPES)]
-    targeted = [counts[name] for name, _ in _layers(model, op_types)]
+    targeted = [counts[name] for name, _ in PRUNERS.get(pruner_name).targets(model)]
     return {"overall": _zero_fraction(overall), "pruned_layers": _zero_fraction(targeted)}
+
+
+def update_masks(model: nn.Module, masks: Masks) -> None:
+    """Tighten the masks of an iterative round in place; tensors not masked yet get apply_masks.
+
+    The mask buffers are overwritten in place and weight_orig is zeroed where a weight newly goes, so the
+    Parameter objects, and an optimizer holding them with its Adam moments, carry on unchanged (nni 2.3 kept
+    the optimizer across rounds too). A mask may only shrink: RuntimeError if it would revive a weight.
+    """
+    fresh: Masks = {}
+    for key, mask in masks.items():
+        module_name, tensor_name = _split_key(key)
+        module = model.get_submodule(module_name)
+        if _pruning_hook(module, tensor_name) is None:
+            fresh[key] = mask
+            continue
+        old = getattr(module, tensor_name + "_mask")
+        mask = mask.to(device=old.device, dtype=old.dtype)
+        if mask.shape != old.shape:
+            raise RuntimeError(f"mask {key}: shape {tuple(mask.shape)} does not match {tuple(old.shape)}")
+        if bool(((mask != 0) & (old == 0)).any()):
+            raise RuntimeError(f"mask {key}: a pruned weight would come back")
+        with torch.no_grad():
+            old.copy_(mask)
+            getattr(module, tensor_name + "_orig").masked_fill_(mask == 0, 0.0)
+            setattr(module, tensor_name, getattr(module, tensor_name + "_orig") * mask)
+    apply_masks(model, fresh)
+
+
+# ------------------------------------------------------------------------------------- iterative rounds
+def iterative_schedule(sparsity: float, rounds: int) -> list[float]:
+    """Per-round layer sparsity 1-(1-s)^(k/(R-1)), k = 0..R-1 (nni 2.3 `_calc_sparsity`); round 0 is dense.
+
+    R = 1 is a single dense round (nni would divide by zero; WeMem requires prune_iter >= 2 in effect).
+    """
+    sparsity = validate_sparsity(sparsity)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
+        raise UserError(f"--prune_iter must be an integer >= 2, got {rounds!r}",
+                        "round 0 is dense fine-tuning, the last round reaches the target sparsity")
+    return [1 - (1 - sparsity) ** (k / (rounds - 1)) for k in range(rounds)]
+
+
+@dataclass
+class RoundLog:
+    """One iterative round: its target layer sparsity, what was measured, and how its fine-tuning went."""
+
+    round: int
+    target: float
+    sparsity: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    dev_acc: float
+    test_acc: float
+    seconds: float
+
+    def line(self) -> str:
+        return (f"iter {self.round}: target layer sparsity {self.target:.4f}, measured "
+                f"{self.sparsity['pruned_layers']:.4f} of pruned layers ({self.sparsity['overall']:.4f} of all "
+                f"weights); best model: dev {self.dev_acc:.3f} test {self.test_acc:.3f} at epoch {self.best_epoch} "
+                f"of {self.epochs_run}, {self.seconds:.1f} s")
+
+
+def iterative_prune(model: nn.Module, data: SplitTensors, train_cfg: TrainConfig, rounds: int, sparsity: float,
+                    pruner_name: str, hooks_factory: Callable[[], TrainHooks], generator: torch.Generator, *,
+                    model_name: str | None = None, label: str = "") -> tuple[FitResult, list[RoundLog]]:
+    """WeMem's iterative pruning (facts §1) on training.fit; returns (last round's result, per-round log).
+
+    - `hooks_factory()` is called ONCE: one hooks object (a defense) serves every round, so its state
+      (RMR's second Adam, a DP ledger) carries over like the optimizer; fit calls its setup per round.
+    - One optimizer from `hooks.make_optimizer`, built after round 0's all-ones masks, passes through all rounds
+      with its state (WeMem kept its Adam).
+    - Each round: tighten the masks from the weights entering the round, then fit `train_cfg.epochs` epochs
+      with its own early stopping (best dev accuracy reset to 0). Rounds before the last leave the model
+      at their LAST epoch's weights (the next round starts there); the last round restores its best-dev epoch,
+      the released model. The returned FitResult is the last round's; `seconds` of all rounds are summed
+      into `extras["rounds_seconds"]` (WeMem's defense time: the whole round loop, preparation excluded).
+    """
+    entry = PRUNERS.get(pruner_name)
+    if not entry.iterative:
+        raise UserError(f"iterative pruning needs one of {', '.join(iterative_names())}, got '{pruner_name}'")
+    schedule = iterative_schedule(sparsity, rounds)
+    require_targets(model, pruner_name, model_name)
+    hooks = hooks_factory()
+    optimizer: torch.optim.Optimizer | None = None
+    logs: list[RoundLog] = []
+    result: FitResult | None = None
+    for k, target in enumerate(schedule):
+        with torch.no_grad():
+            update_masks(model, entry.compute(model, target))
+        if optimizer is None:
+            optimizer = hooks.make_optimizer(model, train_cfg)
+        last = k == len(schedule) - 1
+        result = fit(model, data, train_cfg, hooks=hooks, generator=generator, label=f"{label}Iter {k} ",
+                     desc=f"round {k}", optimizer=optimizer, restore_best=last)
+        logs.append(RoundLog(k, target, measure_sparsity(model, pruner_name, model_name=model_name),
+                             result.best_epoch, result.epochs_run, result.dev_acc, result.test_acc, result.seconds))
+        log.info(f"{label}{logs[-1].line()}")
+    assert result is not None  # schedule has >= 2 rounds
+    result.extras = dict(result.extras) | {"rounds_seconds": sum(r.seconds for r in logs), "schedule": schedule}
+    return result, logs

@@ -84,6 +84,7 @@ class TrainHooks:
     """Plain training (the paper's "basic": early stopping + L2). Defenses subclass and override pieces.
 
     - `setup` once before the first epoch (e.g. build an adversary, an accountant);
+    - `begin_epoch` before each epoch's batches (WeMem's sliding window picks the epoch's indices there);
     - `batches` yields index tensors for one epoch (DP-SGD replaces it with Poisson sampling);
     - `loss` maps a batch to (mean loss, logits, extra scalars to log) (PPB, RelaxLoss override it);
     - `train_step` does one optimiser step (ADV and DP override it);
@@ -98,6 +99,9 @@ class TrainHooks:
 
     def make_optimizer(self, model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return make_optimizer(model, cfg)
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass
 
     def batches(self, n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         yield from torch.randperm(n, generator=generator).split(batch_size)
@@ -147,6 +151,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch
                     epoch: int) -> dict[str, float]:
     """One pass of `hooks.batches`; returns accuracy (%), mean loss and the hooks' extra means."""
     model.train()
+    hooks.begin_epoch(epoch)
     total: StepStats | None = None
     with autocast(x.device, cfg.amp):
         for idx in hooks.batches(len(y), cfg.batch_size, generator):
@@ -186,16 +191,23 @@ def format_line(prefix: str, acc: float, loss: float, extras: dict[str, float] |
 
 
 def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainHooks | None = None,
-        generator: torch.Generator, label: str = "", desc: str = "train") -> FitResult:
+        generator: torch.Generator, label: str = "", desc: str = "train",
+        optimizer: torch.optim.Optimizer | None = None, restore_best: bool = True) -> FitResult:
     """Train with the artifact's early stopping: keep the weights of the best dev accuracy (strictly
     improving, starting from 0); stop once more than `early_stop` epochs in a row bring no gain.
+
+    `optimizer`: continue with this one (and its state) instead of `hooks.make_optimizer`'s fresh one; the
+    iterative pruner passes one Adam through all its rounds, as WeMem does. `restore_best=False` leaves the
+    model at its LAST epoch's weights (the next iterative round starts there); the result still describes
+    and holds the best epoch.
 
     `label` is the artifact's log-line prefix after `Epoch e ` (e.g. "", "Shadow ", "Prune ").
     The best weights stay in memory; the caller writes them once, atomically, when training is over.
     """
     hooks = hooks or TrainHooks()
     hooks.setup(model, data, cfg, generator)
-    optimizer = hooks.make_optimizer(model, cfg)
+    if optimizer is None:
+        optimizer = hooks.make_optimizer(model, cfg)
     start = time.perf_counter()
     clock = _PhaseClock()
     with clock("copy"):
@@ -230,7 +242,8 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
                 log.info(f"Early Stop at Epoch {epoch}")
                 break
     bar.close()
-    model.load_state_dict(best["state"])
+    if restore_best:
+        model.load_state_dict(best["state"])
     return FitResult(state=best["state"], best_epoch=best["epoch"], epochs_run=epochs_run,
                      train_acc=best["train_acc"], dev_acc=best["dev_acc"], test_acc=best["test_acc"],
                      test_loss=best["test_loss"], seconds=time.perf_counter() - start,

@@ -246,7 +246,8 @@ class DPSGD(_NoisySGD):
     def setup(self, model: nn.Module, data: SplitTensors, cfg: TrainConfig, generator: torch.Generator) -> None:
         super().setup(model, data, cfg, generator)
         self.chunk = chunk_size(trainable(model))
-        self.accountant = _accountant()  # a new training run starts a new privacy ledger
+        # No new ledger here: one DPSGD object is one model's private fine-tuning (prune.py makes one per model),
+        # and iterative pruning calls setup once per round, whose steps must all add up in one epsilon.
 
     def train_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                    epoch: int) -> StepStats:

@@ -100,7 +100,7 @@ def write_csv(path: Path, table: np.ndarray, fmt: str = "%d") -> None:
 
 def test_registry_names() -> None:
     assert set(DATASETS) == {"cifar10", "cifar100", "svhn", "chmnist", "location", "texas100", "purchase100",
-                             "digits", "synthetic_purchase"}
+                             "digits", "synthetic_purchase", "cinic10"}
 
 
 def test_cifar10_pool_order_layout_and_normalisation(tmp_path: Path) -> None:
@@ -290,6 +290,7 @@ MISSING = {
     "location": ("location", "data_complete.npz", "MemGuard"),
     "texas100": ("texas", "texas/100/feats", "privacytrustlab/datasets"),
     "purchase100": ("purchase100", "purchase100.txt", "privacytrustlab/datasets"),
+    "cinic10": ("cinic10/train", "<class>/*.png", "BayesWatch/cinic-10"),
 }
 
 
@@ -457,3 +458,75 @@ def test_split_file_round_trip_and_mismatch(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(UserError, match="unreadable"):
         load_splits(path)
+
+
+# ------------------------------------------------------------------------------------ WeMem: CINIC-10, split
+
+def write_cinic10(root: Path) -> None:
+    """CINIC-10's release layout: cinic10/{train,valid,test}/<class>/*.png; 2 classes, pixel (0,0) = file's id."""
+    from PIL import Image
+
+    for part, per_class in (("train", 3), ("valid", 1), ("test", 2)):
+        for c, cls in enumerate(("airplane", "automobile")):
+            folder = root / "cinic10" / part / cls
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                img = np.full((32, 32, 3), 128, dtype=np.uint8)
+                img[0, 0] = (10 * c + i, 0, 255)
+                Image.fromarray(img).save(folder / f"cifar10-{part}-{i}.png")
+
+
+def test_cinic10_image_folders_train_then_test(tmp_path: Path) -> None:
+    write_cinic10(tmp_path)
+    pool = load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)
+    assert pool.x.shape == (10, 3, 32, 32) and pool.n_train == 6  # valid/ is not read
+    assert pool.y.tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]
+    mean, std = datasets.CINIC_MEAN, datasets.CINIC_STD
+    # row 4 = train/automobile/cifar10-train-1.png: red 11, green 0, blue 255, elsewhere 128
+    assert pool.x[4, 0, 0, 0].item() == pytest.approx((11 / 255 - mean[0]) / std[0], abs=1e-6)
+    assert pool.x[4, 1, 0, 0].item() == pytest.approx((0 - mean[1]) / std[1], abs=1e-6)
+    assert pool.x[4, 2, 0, 0].item() == pytest.approx((1 - mean[2]) / std[2], abs=1e-6)
+    assert pool.x[4, 0, 5, 5].item() == pytest.approx((128 / 255 - mean[0]) / std[0], abs=1e-6)
+
+
+def test_cinic10_missing_and_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cinic10 not found"):
+        load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)
+    write_cinic10(tmp_path)
+    (tmp_path / "cinic10" / "test" / "airplane" / "cifar10-test-0.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="unreadable or malformed"):
+        load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)
+
+
+@pytest.mark.parametrize("n,n_train,sizes", [(60000, 50000, (22500, 4250, 8250)), (5010, None, (1803, 409, 794))])
+def test_wemem_split_sizes_match_the_facts(n: int, n_train: int | None, sizes: tuple[int, int, int]) -> None:
+    s = datasets.make_wemem_splits(n, n_train, seed=7, shadow_num=2)
+    assert (len(s.victim_train), len(s.victim_dev), len(s.victim_test)) == sizes
+    train_part, test_part = datasets.wemem_parts(n, n_train, 7)
+    assert set(s.victim_train) <= set(train_part)  # members come from the train part only
+    assert set(test_part) <= set(s.victim_dev) | set(s.victim_test)  # the whole test part is non-member
+    for sh in s.shadows:
+        assert not set(sh[0]) & set(s.victim_train)  # attack half vs victim half
+        assert set(test_part) <= set(sh[1]) | set(sh[2])
+
+
+def test_wemem_split_equals_an_independent_walk_of_its_procedure() -> None:
+    n, n_train, seed = 300, 200, 3
+    train_idx, test_idx = np.arange(n_train), np.arange(n_train, n)
+    victim_half, attack_half = train_test_split(train_idx, test_size=0.5, random_state=seed)
+    expected = []
+    for half, rs in [(victim_half, seed), (attack_half, seed), (attack_half, seed + 1)]:
+        tr, tmp = train_test_split(half, test_size=0.1, random_state=rs)
+        dev, te = train_test_split(np.concatenate([tmp, test_idx]), test_size=0.66, random_state=rs)
+        expected += [tr, dev, te]
+    got = datasets.make_wemem_splits(n, n_train, seed=seed, shadow_num=2).parts()
+    assert len(got) == 9 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    # the default (artifact) split is untouched by the option
+    assert make_splits(n, seed=seed, shadow_num=2).same_as(make_splits(n, seed=seed, shadow_num=2))
+    assert not make_splits(n, seed=seed, shadow_num=2).same_as(datasets.make_wemem_splits(n, n_train, seed=seed,
+                                                                                          shadow_num=2))
+
+
+def test_cifar_pool_knows_its_train_rows(tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    assert load_pool("cifar10", tmp_path, input_dim=3, num_cls=10).n_train == 10

@@ -98,7 +98,7 @@ def test_run_main_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture) -> 
 
 def test_every_shipped_config_is_valid_and_vgg_is_fixed() -> None:
     root = Path(__file__).resolve().parents[1] / "config"
-    configs = {p.stem: load_config(p) for p in root.glob("*.json")}
+    configs = {p.stem: load_config(p) for p in root.glob("*.json") if not p.stem.startswith("nas_")}  # nas/config.py
     artifact = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "vgg16", "dense")]
     assert set(artifact + ["location", "purchase", "texas100"]) <= set(configs)
     assert {configs[f"{d}_vgg16"].model_name for d in ("cifar10", "cifar100", "svhn", "chmnist")} == {"vgg16bn"}
@@ -123,3 +123,27 @@ def test_help_shows_each_default_once_with_its_bounds(capsys: pytest.CaptureFixt
 def test_bad_flags_are_one_user_error(tmp_path: Path, argv: list[str], what: str) -> None:
     with pytest.raises(UserError, match=what):
         parse(base_parser("t"), [str(write(tmp_path, GOOD)), *argv])
+
+
+def test_wemem_grid_configs_carry_wemem_settings(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1] / "config"
+    grid = {f"wemem_{d}_{m}" for d in ("cifar10", "cifar100", "cinic10")
+            for m in ("resnet18", "vgg16bn", "densenet121")}
+    grid |= {f"wemem_{d}_columnfc" for d in ("location", "texas100", "purchase100")}
+    configs = {p.stem: load_config(p) for p in root.glob("wemem_*.json")}
+    assert set(configs) == grid
+    for stem, c in configs.items():  # wemem facts §0, §1
+        assert (c.split_scheme, c.prune_iter, c.fine_tune_epochs, c.optimizer, c.lr, c.weight_decay, c.batch_size,
+                c.early_stop, c.shadow_num, c.seed) == ("wemem", 5, 21, "adam", 1e-3, 5e-4, 128, 5, 5, 7), stem
+        assert c.epochs == (50 if stem == "wemem_cinic10_densenet121" else 100)
+    assert load_config(root / "cifar10_resnet18.json").split_scheme == "artifact"  # the default stays
+
+
+@pytest.mark.parametrize("key,value", [("split_scheme", "nope"), ("prune_iter", 1), ("memscore", {"models": 1}),
+                                       ("memscore", {"fraction": 1.0}), ("memscore", {"epochs": -1})])
+def test_wemem_keys_are_validated(tmp_path: Path, key: str, value: object) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"dataset_name": "digits", "model_name": "columnfc", "epochs": 1, "num_cls": 10,
+                                "input_dim": 64, key: value}))
+    with pytest.raises(UserError, match=key):
+        load_config(path)

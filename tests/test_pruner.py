@@ -289,7 +289,7 @@ def effective(model: nn.Module) -> dict[str, torch.Tensor]:
     return pruner.bake(model)[0]
 
 
-@pytest.mark.parametrize("name", list(pruner.PRUNERS.names()))
+@pytest.mark.parametrize("name", list(pruner.one_shot_names()))
 def test_masked_weights_stay_zero_through_adam_with_weight_decay(name: str) -> None:
     model = small_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -317,14 +317,14 @@ def test_masked_weights_stay_zero_through_adam_with_weight_decay(name: str) -> N
 def test_compute_masks_leaves_model_unchanged() -> None:
     model = small_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    for name in pruner.PRUNERS.names():
+    for name in pruner.one_shot_names():
         pruner.compute_masks(model, name, 0.7)
     after = model.state_dict()
     assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
 
 
 # ---------------------------------------------------------------------------------- bake / load_pruned
-@pytest.mark.parametrize("name", list(pruner.PRUNERS.names()))
+@pytest.mark.parametrize("name", list(pruner.one_shot_names()))
 def test_bake_gives_plain_keys_exact_zeros_and_round_trips(name: str) -> None:
     model = small_cnn()
     masks = pruner.prune_model(model, name, 0.6)
@@ -428,7 +428,7 @@ EXPECTED_SPARSITY = {
 }
 
 
-@pytest.mark.parametrize("name", list(pruner.PRUNERS.names()))
+@pytest.mark.parametrize("name", list(pruner.one_shot_names()))
 def test_measure_sparsity_hand_computed_plain_and_masked(name: str) -> None:
     plain = hand_model()
     assert pruner.measure_sparsity(plain, name) == EXPECTED_SPARSITY[name]
@@ -469,7 +469,7 @@ def test_sparsity_outside_range_is_user_error(bad: object) -> None:
 
 
 def test_sparsity_zero_prunes_nothing() -> None:
-    for name in pruner.PRUNERS.names():
+    for name in pruner.one_shot_names():
         assert all(m.min() == 1 for m in pruner.compute_masks(small_cnn(), name, 0).values())
 
 
