@@ -5,7 +5,7 @@ fixed FPR); the FPR bound passed to `tpr_at_fpr` is a fraction (0.01 = 1 %).
 Uncertainty: `bootstrap_ci` gives percentile intervals over target points resampled with replacement,
 stratified by membership; `resolvable` says whether a TPR at a given FPR can be told apart from TPR at 0.
 Conventions: `member` is 0/1 ground truth, `scores` are "larger = more likely a member", `decisions`
-are hard 0/1 verdicts. Everything is plain numpy, O(n log n) at most.
+are hard 0/1 verdicts. ROC and AUC come from scikit-learn; the rest is plain numpy, O(n log n) at most.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def _as_bool(member: np.ndarray) -> np.ndarray:
@@ -45,44 +46,28 @@ def paper_accuracy(member: np.ndarray, decisions: np.ndarray, *, balanced: bool)
     return balanced_accuracy(member, decisions) if balanced else accuracy(member, decisions)
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing the mean of the ranks they span (midranks)."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)  # rank of the last element of each tie group
-    mid = ends - (counts - 1) / 2.0
-    return mid[inverse.ravel()]
-
-
 def roc_auc(member: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (%) via the Mann-Whitney U statistic; tied scores count one half (= trapezoidal ROC)."""
+    """ROC AUC (%) from scikit-learn's roc_auc_score (trapezoidal ROC: tied scores count one half)."""
     m = _as_bool(member)
-    n1, n0 = int(m.sum()), int((~m).sum())
-    if n1 == 0 or n0 == 0:
+    if m.all() or not m.any():
         return float("nan")
-    ranks = _average_ranks(np.asarray(scores, dtype=np.float64).ravel())
-    u = ranks[m].sum() - n1 * (n1 + 1) / 2.0
-    return float(u / (n1 * n0) * 100.0)
+    return float(roc_auc_score(m, np.asarray(scores, dtype=np.float64).ravel()) * 100.0)
 
 
 def roc_points(member: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, tpr) fractions for "member iff score >= t" at every distinct t, from (0, 0) up to (1, 1).
 
-    The same sweep as sklearn.metrics.roc_curve(drop_intermediate=False).
+    scikit-learn's roc_curve with drop_intermediate=False: the default would drop collinear points, and a
+    dropped point can be the last one under an FPR bound, which would lower `tpr_at_fpr`.
     """
-    m = _as_bool(member)
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    order = np.argsort(-s, kind="stable")
-    s_sorted, m_sorted = s[order], m[order]
-    # the last position of each run of equal scores is where a threshold can cut
-    cut = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), s_sorted.size - 1] if s.size else np.array([], int)
-    tp = np.cumsum(m_sorted)[cut]
-    fp = (cut + 1) - tp
-    n1, n0 = max(int(m.sum()), 1), max(int((~m).sum()), 1)
-    return np.r_[0.0, fp / n0], np.r_[0.0, tp / n1]
+    fpr, tpr, _ = roc_curve(_as_bool(member), np.asarray(scores, dtype=np.float64).ravel(), drop_intermediate=False)
+    return fpr, tpr
 
 
 def tpr_at_fpr(member: np.ndarray, scores: np.ndarray, fpr: float) -> float:
-    """Max TPR (%) over the thresholds whose FPR <= `fpr` (a fraction), as in LiRA / Privacy Meter.
+    """Max TPR (%) over the thresholds whose FPR <= `fpr` (a fraction): the project's rule on top of
+    scikit-learn's ROC, as Privacy Meter reports it (LiRA's code takes FPR strictly below the bound; the two
+    differ only when an ROC point sits exactly on the bound). No interpolation between ROC points.
 
     Needs about 1/fpr non-members to mean anything; `attack_metrics` reports the counts beside it.
     """
