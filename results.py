@@ -57,15 +57,15 @@ class AttackRecord:
     generalization_gap: float | None = None
     epsilon: float | None = None
     delta: float | None = None
-    # the attack's metrics (attackers/metrics.py)
-    paper_acc: float | None = None
-    acc: float | None = None
-    balanced_acc: float | None = None
-    auc: float | None = None
-    tpr_at_1pct_fpr: float | None = None
-    tpr_at_0_1pct_fpr: float | None = None
-    n_members: int | None = None
-    n_nonmembers: int | None = None
+    # the attack's metrics (attackers/metrics.py), in %
+    paper_acc: float | None = None          # what the artifact printed (balanced for the threshold family)
+    acc: float | None = None                # plain accuracy of the hard decisions
+    balanced_acc: float | None = None       # (TPR + TNR) / 2
+    auc: float | None = None                # ROC AUC of the scores
+    tpr_at_1pct_fpr: float | None = None    # largest TPR with FPR <= 1 %
+    tpr_at_0_1pct_fpr: float | None = None  # ... <= 0.1 %: resolvable with > 1,000 non-members
+    n_members: int | None = None            # target points the victim trained on
+    n_nonmembers: int | None = None         # target points it never saw
     # provenance
     attack_seconds: float | None = None
     feature_seconds: float | None = None

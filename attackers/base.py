@@ -90,6 +90,10 @@ class Attack:
     proposed: ClassVar[tuple[str, ...]] = ()  # the paper's own attack (the report's default main attack)
     baseline: ClassVar[tuple[str, ...]] = ()  # the simple attack other results are compared with (Fig 10)
 
+    def __init__(self, config: Any = None) -> None:
+        """`config`: an instance of `config_cls` (its defaults when None); attacks without settings keep None."""
+        self.config = config if config is not None else (self.config_cls() if self.config_cls else None)
+
     @classmethod
     def results(cls) -> tuple[str, ...]:
         return cls.result_names or (cls.name,)

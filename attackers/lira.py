@@ -120,9 +120,6 @@ class LiraAttack(Attack):
     name = "lira"
     config_cls = LiraConfig
 
-    def __init__(self, config: LiraConfig | None = None) -> None:
-        self.config = config or LiraConfig()
-
     def run(self, data: AttackInput) -> list[AttackResult]:
         ref = reference_inputs(data, "LiRA")
         return [self._one(variant, ref, data) for variant in variants_of(self.config.variant, "LiRA")]

@@ -117,9 +117,6 @@ class LearnedAttack(Attack):
 
     config_cls = TrainConfig
 
-    def __init__(self, config: TrainConfig | None = None) -> None:
-        self.config = config or TrainConfig()
-
     def features(self, probs: np.ndarray, sens: np.ndarray, labels: np.ndarray, num_cls: int) -> np.ndarray:
         raise NotImplementedError
 

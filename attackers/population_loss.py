@@ -43,9 +43,6 @@ class LossAttack(Attack):
     name = "loss"
     config_cls = LossConfig
 
-    def __init__(self, config: LossConfig | None = None) -> None:
-        self.config = config or LossConfig()
-
     def run(self, data: AttackInput) -> list[AttackResult]:
         if data.population_stat is None or np.size(data.population_stat) == 0:
             raise UserError("the loss attack needs the victim's statistics on population points (population_stat)",

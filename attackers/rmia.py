@@ -99,9 +99,6 @@ class RmiaAttack(Attack):
     name = "rmia"
     config_cls = RmiaConfig
 
-    def __init__(self, config: RmiaConfig | None = None) -> None:
-        self.config = config or RmiaConfig()
-
     def run(self, data: AttackInput) -> list[AttackResult]:
         ref = reference_inputs(data, "RMIA", population=True)
         cfg, results = self.config, []

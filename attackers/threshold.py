@@ -143,9 +143,6 @@ class ThresholdAttack(Attack):
     headline = ("conf", "mentr", "hconf")
     baseline = ("conf",)
 
-    def __init__(self, config: object | None = None) -> None:
-        del config  # no settings: the search is exhaustive over the shadow values
-
     def run(self, data: AttackInput) -> list[AttackResult]:
         return [self._one(name, data) for name in SCORES]
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attackers.nn import mia_fc
-from defenses.base import ArgSpec, Defense, DefenseOptions, require
+from defenses.base import ArgSpec, Defense
 from training import SplitTensors, StepStats, TrainConfig
 
 ADV_LR = 1e-3
@@ -48,12 +48,7 @@ class AdvReg(Defense):
     name = "adv"
     log_suffix = " With ADV"
     arg = ArgSpec("alpha, weight of the inference model's gain (paper sweeps 0.5,1,2,4,8,16)", 4.0)
-
-    @classmethod
-    def build(cls, arg: float, options: DefenseOptions) -> "AdvReg":
-        require(1 <= options.adv_steps <= 1000, f"adversary steps per batch {options.adv_steps!r} is invalid",
-                "an integer between 1 and 1000")
-        return cls(arg, steps=options.adv_steps)
+    uses = {"steps": "adv_steps"}
 
     def __init__(self, alpha: float, steps: int = 1) -> None:
         self.alpha = alpha

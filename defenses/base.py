@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 from errors import UserError
 from training import TrainHooks
@@ -35,11 +35,27 @@ class ArgSpec:
 
 @dataclass(frozen=True)
 class DefenseOptions:
-    """Settings some defenses read besides --defend_arg (each defense checks the ones it uses)."""
+    """Settings some defenses read besides --defend_arg; a defense asks for the ones it uses with `checked`."""
 
     dp_clip: float = 1.0
     dp_delta: float = 1e-5
     adv_steps: int = 1
+
+    def checked(self, *names: str) -> "DefenseOptions":
+        """Self, after checking the named options against OPTION_RULES (UserError naming the flag)."""
+        for name in names:
+            ok, what, allowed_values = OPTION_RULES[name]
+            value = getattr(self, name)
+            require(ok(value), f"{what} {value!r} is invalid", allowed_values)
+        return self
+
+
+# option -> (check, what it is, allowed values in words)
+OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "dp_clip": (lambda v: math.isfinite(v) and 0 < v <= 1e6, "DP clipping norm", "a finite number > 0 and <= 1e6"),
+    "dp_delta": (lambda v: 0 < v < 1, "DP delta", "0 < delta < 1, e.g. 1e-5 (< 1/N)"),
+    "adv_steps": (lambda v: 1 <= v <= 1000, "adversary steps per batch", "an integer between 1 and 1000"),
+}
 
 
 def require(ok: bool, what: str, allowed: str) -> None:
@@ -52,6 +68,7 @@ class Defense(TrainHooks):
 
     name: ClassVar[str] = "basic"
     arg: ClassVar[ArgSpec | None] = None  # None: takes no --defend_arg
+    uses: ClassVar[dict[str, str]] = {}   # constructor keyword -> DefenseOptions field it is given
 
     @classmethod
     def create(cls, arg: float | None, options: DefenseOptions) -> "Defense":
@@ -65,6 +82,6 @@ class Defense(TrainHooks):
 
     @classmethod
     def build(cls, arg: float, options: DefenseOptions) -> "Defense":
-        """Construct from a validated arg; defenses that read `options` override this and check them."""
-        del options
-        return cls(arg)  # type: ignore[call-arg]
+        """Construct from a validated arg and the (checked) options named in `uses`."""
+        checked = options.checked(*cls.uses.values())
+        return cls(arg, **{kw: getattr(checked, name) for kw, name in cls.uses.items()})  # type: ignore[call-arg]

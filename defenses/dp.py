@@ -47,7 +47,7 @@ from torch.func import functional_call, grad, vmap
 if TYPE_CHECKING:
     from opacus.accountants import RDPAccountant
 
-from defenses.base import ArgSpec, Defense, DefenseOptions, require
+from defenses.base import ArgSpec, Defense
 from training import SplitTensors, StepStats, TrainConfig
 
 MICROBATCH = 64  # pyvacy's microbatch size in the artifact (capped at the batch size)
@@ -98,12 +98,6 @@ def empty_stats(device: torch.device) -> StepStats:
     return StepStats(torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device), 0)
 
 
-def checked_clip(options: DefenseOptions) -> float:
-    require(math.isfinite(options.dp_clip) and 0 < options.dp_clip <= 1e6,
-            f"DP clipping norm {options.dp_clip!r} is invalid", "a finite number > 0 and <= 1e6")
-    return options.dp_clip
-
-
 class _NoisySGD(Defense):
     """What both DP modes share: SGD without momentum, Poisson batches, a seeded noise generator."""
 
@@ -111,9 +105,7 @@ class _NoisySGD(Defense):
         self.sigma = sigma
         self.clip = clip
 
-    @classmethod
-    def build(cls, arg: float, options: DefenseOptions) -> "_NoisySGD":
-        return cls(arg, clip=checked_clip(options))
+    uses = {"clip": "dp_clip"}
 
     def setup(self, model: nn.Module, data: SplitTensors, cfg: TrainConfig, generator: torch.Generator) -> None:
         self.noise_generator = device_generator(generator, data.train_x.device)
@@ -232,11 +224,7 @@ class DPSGD(_NoisySGD):
     name = "dpsgd"
     log_suffix = " With DP-SGD"
     arg = ArgSpec("sigma, noise multiplier of per-example DP-SGD; epsilon is reported (0 = no noise)", 1.0)
-
-    @classmethod
-    def build(cls, arg: float, options: DefenseOptions) -> "DPSGD":
-        require(0 < options.dp_delta < 1, f"DP delta {options.dp_delta!r} is invalid", "0 < delta < 1, e.g. 1e-5 (< 1/N)")
-        return cls(arg, clip=checked_clip(options), delta=options.dp_delta)
+    uses = {"clip": "dp_clip", "delta": "dp_delta"}
 
     def __init__(self, sigma: float, clip: float = 1.0, delta: float = 1e-5) -> None:
         super().__init__(sigma, clip)
