@@ -176,15 +176,41 @@ def _validate_sub(value: Any, path: Path, name: str) -> None:
         _check(abs(parts - 1) < 1e-6, path, name, "train + dev + test = 1")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is a mistake (json.loads would silently keep the last one)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key '{k}' appears twice")
+        out[k] = v
+    return out
+
+
+def read_json_object(path: Path) -> Any:
+    """The JSON in `path`, refusing what json.loads would accept silently or crash on: text that is not
+    UTF-8 (UTF-16 files included), duplicate keys, nesting deep enough to exhaust the parser's recursion."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start})", "save the config as UTF-8") from None
+    except OSError as e:
+        raise UserError(f"{path} is unreadable ({e.strerror})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except ValueError as e:  # a duplicate key
+        raise UserError(f"{path}: {e}", "keep one of them") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a config") from None
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a JSON config, then apply CLI overrides (already-typed, None = not given)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} not found", "pass the path of a JSON file, e.g. config/digits_columnfc.json")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    raw = read_json_object(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path} must hold a JSON object of config keys")
     validate(raw, path)

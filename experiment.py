@@ -220,6 +220,7 @@ def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, remake_spli
     log.info(f"Build Dataset {cfg.dataset_name}")
     pool = datasets.load_pool(cfg.dataset_name, Path(cfg.data_root), input_dim=cfg.input_dim,
                               num_cls=cfg.num_cls, download=opts.download)
+    check_model_fits(cfg, pool.x[:2])
     splits = datasets.splits_for(len(pool.y), result_dir(cfg) / "data_index.json", seed=cfg.seed,
                                  shadow_num=cfg.shadow_num, overwrite=remake_split, **cfg.split)
     device = resolve_device(opts.device)
@@ -229,6 +230,21 @@ def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, remake_spli
     x = pool.x.to(device, memory_format=torch.channels_last) if channels_last(device, pool.x) else pool.x.to(device)
     pool = datasets.Pool(x=x, y=pool.y.to(device), name=pool.name)
     return Experiment(cfg, opts, device, pool, splits)
+
+
+def check_model_fits(cfg: Config, sample: torch.Tensor) -> None:
+    """UserError when the config's model cannot take the data (an input_dim that the dataset accepts but the
+    architecture does not, e.g. columnfc with input_dim 1 on 8x8 images), before anything is trained."""
+    model = build_model(cfg.model_name, cfg.num_cls, cfg.input_dim).eval()
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    except RuntimeError as e:
+        raise UserError(f"model {cfg.model_name} with input_dim {cfg.input_dim} cannot take {cfg.dataset_name} "
+                        f"samples of shape {tuple(sample.shape[1:])} ({str(e).splitlines()[0][:100]})",
+                        "fix \"input_dim\" in the config") from None
+    if out.shape[-1] != cfg.num_cls:
+        raise UserError(f"model {cfg.model_name} gives {out.shape[-1]} outputs but num_cls is {cfg.num_cls}")
 
 
 ModelWork = Callable[[Experiment, "int | None"], None]

@@ -35,7 +35,7 @@ from tqdm import tqdm
 import datasets
 from errors import UserError
 from cli import base_parser, parse, run_main
-from experiment import configure_backends, resolve_device, result_dir, seed_everything
+from experiment import check_model_fits, configure_backends, resolve_device, result_dir, seed_everything
 from storage import atomic_save_npz, atomic_write, log, setup_logging
 from models import build_model
 from training import SplitTensors, TrainConfig, fit
@@ -190,6 +190,7 @@ def main() -> None:
     seed_everything(cfg.seed)
     pool = datasets.load_pool(cfg.dataset_name, Path(cfg.data_root), input_dim=cfg.input_dim, num_cls=cfg.num_cls,
                               download=False)
+    check_model_fits(cfg, pool.x[:2])
     rows = candidate_rows(pool, cfg.split_scheme, cfg.seed)
     if args.memscore_csv:
         raw = read_wemem_csv(Path(args.memscore_csv), len(rows))

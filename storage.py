@@ -6,6 +6,7 @@ leaves half a file that a later step would take for a finished result.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -50,6 +51,12 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
             write(f)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches in shared folders should stay readable
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):  # the user's to fix, not a bug
+            raise UserError(f"cannot write {path}: {e.strerror}", "free some disk space or fix the folder's "
+                                                                    "permissions, then rerun (finished results are kept)") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -79,10 +86,18 @@ def load_checkpoint(path: Path, make_hint: str) -> dict[str, Any]:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """One record per line, written with a single append so concurrent runs never interleave lines."""
+    """One record per line, written with a single append so concurrent runs never interleave lines. A file
+    whose last line was cut short (a killed run) gets its newline first, so the cut line stays one bad line
+    that readers skip instead of swallowing this record too."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(finite(record), sort_keys=True) + "\n")
+    line = json.dumps(finite(record), sort_keys=True) + "\n"
+    with open(path, "ab") as f:
+        if f.tell() > 0:
+            with open(path, "rb") as tail:
+                tail.seek(-1, os.SEEK_END)
+                if tail.read(1) != b"\n":
+                    line = "\n" + line
+        f.write(line.encode("utf-8"))
 
 
 def finite(value: Any) -> Any:
