@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -26,7 +27,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -240,29 +244,51 @@ def drop_reason(low: bool, higher: bool, no_basic: bool) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- writing tables
-def fmt(value: Any) -> str:
+# One number format per kind of column in every Markdown table (NUMBER_RULE says it in words); the CSV files
+# keep the full precision of results.jsonl, so nothing is lost to the rounding.
+PERCENT_FORMAT = ".1f"      # every "(%)" column: accuracies, AUC, TPR, losses (87.7)
+EPSILON_FORMAT = ".2f"      # DP epsilon (3.97), also in the defense figures' labels
+SETTING_FORMAT = "g"        # sparsity and defense argument as configured (0.6, 16)
+SETTING_COLUMNS = ("prune_sparsity", "shadow_prune_sparsity", "defend_arg")
+NUMBER_RULE = ("Markdown tables give percentages with one decimal (87.7), ε with two decimals (3.97) and "
+               "sparsity and defense arguments as configured (0.6, 16); the CSV files keep full precision.")
+
+
+def number_format(column: str) -> str:
+    """The format spec of a float column of a Markdown table (a ValueError for a column without one)."""
+    if column == "epsilon":
+        return EPSILON_FORMAT
+    if column in SETTING_COLUMNS:
+        return SETTING_FORMAT
+    if HEADERS.get(column, "").endswith("(%)"):
+        return PERCENT_FORMAT
+    raise ValueError(f"no number format for column {column!r}: give it one in number_format")
+
+
+def fmt(value: Any, column: str) -> str:
+    """A cell of `column`: yes/no, blank for a missing value, floats by number_format, text with | escaped."""
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
+        return format(value, number_format(column))
     return str(value).replace("|", "\\|")
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub Markdown table (no tabulate dependency); floats to 4 significant digits."""
+    """A GitHub Markdown table (no tabulate dependency); floats formatted per column (number_format)."""
     if df.empty:
         return "_(no rows)_\n"
     head = [HEADERS.get(c, c) for c in df.columns]
-    rows = [[fmt(v) for v in row] for row in df.itertuples(index=False)]
+    rows = [[fmt(v, c) for v, c in zip(row, df.columns)] for row in df.itertuples(index=False)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
 def per_config_markdown(title: str, intro: str, df: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     """`# title`, intro, optional summary table, then one section per config (config column dropped)."""
-    parts = [f"# {title}\n\n{intro}\n"]
+    parts = [f"# {title}\n\n{intro} {NUMBER_RULE}\n"]
     if summary is not None:
         parts.append("## Summary\n\n" + to_markdown(summary))
     for config, g in df.groupby("config", sort=False):
@@ -350,9 +376,12 @@ STAR = {"marker": "*", "markersize": 14, "linestyle": "none", "color": "black"} 
 DIAMOND = {"marker": "D", "markersize": 8, "linestyle": "none", "color": "dimgray"}
 
 
-def draw(ax: plt.Axes, panel: Panel) -> None:
+def draw(ax: plt.Axes, panel: Panel) -> list[Annotation]:
+    """The panel's series, axes, title and legend (beside the axes, outside the data); returns the point
+    labels, which place_notes moves apart once the layout is final."""
     bars = [s for s in panel.series if s.kind == "bar"]
     width = 0.8 / max(len(bars), 1)
+    notes = []
     for s in panel.series:
         if s.kind == "hist":
             ax.hist(s.x, label=s.label, **({"histtype": "stepfilled", "alpha": 0.45} | s.style))
@@ -366,9 +395,11 @@ def draw(ax: plt.Axes, panel: Panel) -> None:
         elif s.kind == "note":
             ax.plot([], [], " ", label=s.label)
         elif len(s.x):
-            ax.plot(s.x, s.y, label=s.label, **s.style)
-            for x, y, note in zip(s.x, s.y, s.notes):
-                ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            (line,) = ax.plot(s.x, s.y, label=s.label, **s.style)
+            # In the series' colour, so that a label tells which line it belongs to where lines meet.
+            notes += [ax.annotate(note, (x, y), textcoords="offset points", xytext=NOTE_OFFSETS[0], fontsize=7,
+                                  color=line.get_color(), in_layout=False)
+                      for x, y, note in zip(s.x, s.y, s.notes)]
     if panel.loglog:
         ax.set_xscale("log", nonpositive="mask")
         ax.set_yscale("log", nonpositive="mask")
@@ -382,20 +413,81 @@ def draw(ax: plt.Axes, panel: Panel) -> None:
         ax.margins(x=0.08)
     ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return notes
+
+
+# A point label's candidate offsets (points): up-right first (the old fixed place), then the other corners,
+# then further up and down; text on the left of the point is right-aligned to it.
+NOTE_OFFSETS = tuple((dx, dy) for dy in (4, -11, 14, -21, 24, -31) for dx in (4, -4))
+PANEL_INCHES = (5.2, 4.2)  # one panel's axes and labels; the legend column is added to the width
+
+
+def compose(panels: Sequence[Panel], title: str, ncols: int = 3) -> Figure:
+    """Panels in a grid under one title, laid out so that every title, label and legend lies on the canvas,
+    legends beside their axes and no two point labels overlap."""
+    ncols = min(ncols, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * nrows),
+                             squeeze=False, layout="constrained")
+    used = list(axes.flat)[:len(panels)]
+    notes = [draw(ax, panel) for ax, panel in zip(used, panels)]
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    heading = fig.suptitle(title)
+    fig.draw_without_rendering()
+    legend_inches = max(ax.get_legend().get_window_extent().width for ax in used) / fig.dpi
+    fig.set_size_inches(fig.get_figwidth() + ncols * (legend_inches + 0.1), fig.get_figheight())
+    renderer = fig.canvas.get_renderer()
+    for _ in range(2):  # wrapping changes the layout, which changes the room; twice settles it (measured)
+        fig.draw_without_rendering()
+        fit_texts(heading, used, renderer)
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")  # freeze the layout: the point labels are placed against it
+    for ax, ax_notes in zip(used, notes):
+        place_notes(ax, ax_notes, renderer)
+    return fig
+
+
+def wrap_to(text: Text, room: float, renderer: Any, vertical: bool = False) -> None:
+    """Re-wrap `text` at word boundaries until its extent (height if `vertical`) is at most `room` pixels."""
+    original = text.get_text().replace("\n", " ")
+    for chars in range(len(original), 7, -1):
+        text.set_text(textwrap.fill(original, chars, break_long_words=False))
+        box = text.get_window_extent(renderer)
+        if (box.height if vertical else box.width) <= room:
+            return
+
+
+def fit_texts(heading: Text, axes: Sequence[plt.Axes], renderer: Any) -> None:
+    """Wrap the figure title to the canvas and each panel's title and axis labels to its axes."""
+    wrap_to(heading, 0.96 * heading.figure.bbox.width, renderer)
+    for ax in axes:
+        box = ax.get_window_extent(renderer)
+        wrap_to(ax.title, box.width, renderer)
+        wrap_to(ax.xaxis.label, box.width, renderer)
+        wrap_to(ax.yaxis.label, box.height, renderer, vertical=True)
+
+
+def place_notes(ax: plt.Axes, notes: Sequence[Annotation], renderer: Any) -> None:
+    """Each point label at its first candidate offset that stays inside the axes and overlaps no label
+    placed before it; the first candidate when none does (more labels than room)."""
+    frame = ax.get_window_extent(renderer)
+    placed: list[Bbox] = []
+    for note in notes:
+        for dx, dy in NOTE_OFFSETS + NOTE_OFFSETS[:1]:
+            note.xyann = (dx, dy)
+            note.set_horizontalalignment("left" if dx > 0 else "right")
+            box = note.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(note.get_window_extent(renderer))
 
 
 def render(panels: Sequence[Panel], title: str, path: Path, ncols: int = 3) -> None:
-    """Panels in a grid, one suptitle, saved as PNG (Agg backend)."""
-    ncols = min(ncols, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
-    for ax, panel in zip(axes.flat, panels):
-        draw(ax, panel)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    fig.suptitle(title)
-    fig.tight_layout()
+    """compose(), saved as PNG (Agg backend)."""
+    fig = compose(panels, title, ncols)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -744,7 +836,7 @@ SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16
 
 def index_markdown(entries: list[Entry], notes: list[str], logdir: Path, n_records: int) -> str:
     lines = [f"# prune-mia report\n\nFrom {n_records} records under `{logdir}` (last record per config, setting "
-             "and attack). Attack accuracy is the paper's; accuracies, AUC and TPR are in %.\n"]
+             f"and attack). Attack accuracy is the paper's; accuracies, AUC and TPR are in %. {NUMBER_RULE}\n"]
     for section in SECTIONS:
         made = [e for e in entries if e.section == section and e.file]
         skipped = [e for e in entries if e.section == section and not e.file]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,88 @@ def test_logdir_without_results_is_a_user_error(tmp_path: Path, layout: str, cap
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------- presentation
+def test_markdown_numbers_follow_one_rule_per_column():
+    table = pd.DataFrame({"attack": ["samia", "conf", "mentr"], "tpr_at_1pct_fpr": [1.489, 0.7444, 3.97],
+                          "paper_acc": [87.66, 50.0, 100.0], "epsilon": [3.9712, np.nan, 0.5],
+                          "prune_sparsity": [0.6, 0.9, 0.95], "defend_arg": [16.0, 0.1, np.nan], "n_pairs": [4, 2, 1]})
+    cells = [line.split(" | ") for line in report.to_markdown(table).splitlines()[2:]]
+    assert [c[1:6] for c in cells] == [["1.5", "87.7", "3.97", "0.6", "16"], ["0.7", "50.0", "", "0.9", "0.1"],
+                                       ["4.0", "100.0", "0.50", "0.95", ""]]
+    with pytest.raises(ValueError, match="no number format for column 'confidence_gap'"):
+        report.to_markdown(pd.DataFrame({"confidence_gap": [0.1]}))
+
+
+def test_every_percent_cell_of_the_markdown_tables_has_one_decimal(cli_report):
+    out, done = cli_report
+    assert done.returncode == 0, done.stderr
+    for name in ("headline.md", "table1.md", "defense_tradeoff.md"):
+        tables = [line for line in (out / name).read_text().splitlines() if line.startswith("| ")]
+        header = None
+        for line in tables:
+            cells = line.strip("| ").split(" | ")
+            if "(%)" in line:  # a header row starts each table
+                header = cells
+                continue
+            for title, cell in zip(header, cells):
+                if title.endswith("(%)") and cell:
+                    assert re.fullmatch(r"-?\d+\.\d", cell), (name, title, cell)
+        assert report.NUMBER_RULE in (out / name).read_text()
+    assert report.NUMBER_RULE in (out / "index.md").read_text()
+
+
+def boxes(fig: Any) -> dict[str, list[Any]]:
+    """Window extents of what a reader reads: titles, axis labels, legends and point labels."""
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    texts = list(fig.texts) + [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    return {"texts": [t.get_window_extent(renderer) for t in texts if t.get_text()],
+            "legends": [ax.get_legend().get_window_extent(renderer) for ax in axes],
+            "axes": [ax.get_window_extent(renderer) for ax in axes],
+            "notes": [[c.get_window_extent(renderer) for c in ax.texts] for ax in axes]}
+
+
+def inside(inner: Any, outer: Any) -> bool:
+    return outer.x0 - 0.5 <= inner.x0 and inner.x1 <= outer.x1 + 0.5 and outer.y0 - 0.5 <= inner.y0 and \
+        inner.y1 <= outer.y1 + 0.5
+
+
+LONG = "synthetic_purchase_columnfc"  # the quick profile's config: its titles overflowed a one-panel figure
+
+
+@pytest.mark.parametrize("ncols", [1, 2, 3])
+def test_titles_labels_and_legends_stay_on_the_canvas_and_off_the_data(results, ncols):
+    rows = report.plain(results[0])
+    rows = rows[(rows["config"] == "toy") & (rows["attack"] == "samia")]
+    panels = [report.gap_panel(rows, gap, label) for gap, label in report.GAPS][:ncols]
+    fig = report.compose(panels, f"{LONG}: true-class confidence and sensitivity, original vs "
+                                 f"l1unstructure_0.9 (Fig 9 analogue)", ncols=ncols)
+    try:
+        b = boxes(fig)
+        for box in b["texts"] + b["legends"]:
+            assert inside(box, fig.bbox), (box, fig.bbox)
+        for legend in b["legends"]:
+            assert not any(legend.overlaps(ax) for ax in b["axes"])
+    finally:
+        report.plt.close(fig)
+
+
+def test_point_labels_at_one_point_do_not_overlap(results):
+    trade = report.defense_tradeoff(results[0])
+    rows = trade[(trade["pruner_name"] == "l1unstructure") & (trade["attack"] == "samia") & ~trade["adaptive"]]
+    twin = rows[rows["defend"] == "dpsgd"].assign(defend="dp")  # dp lands exactly where dpsgd does
+    fig = report.compose([report.defense_panel(pd.concat([rows, twin]), rows, "non-adaptive samia attack")],
+                         f"{LONG}: defenses at l1unstructure 0.7 (Figs 16-17 analogue)", ncols=1)
+    try:
+        b = boxes(fig)
+        notes = b["notes"][0]
+        assert len(notes) == 4  # ppb 1 and 4, dpsgd 1, dp 1 (the others are dropped by the rule)
+        for i, one in enumerate(notes):
+            assert inside(one, b["axes"][0])
+            assert not any(one.overlaps(other) for other in notes[i + 1:])
+        for box in b["texts"] + b["legends"]:
+            assert inside(box, fig.bbox), (box, fig.bbox)
+    finally:
+        report.plt.close(fig)
