@@ -421,6 +421,9 @@ def draw(ax: plt.Axes, panel: Panel) -> list[Annotation]:
 # then further up and down; text on the left of the point is right-aligned to it.
 NOTE_OFFSETS = tuple((dx, dy) for dy in (4, -11, 14, -21, 24, -31) for dx in (4, -4))
 PANEL_INCHES = (5.2, 4.2)  # one panel's axes and labels; the legend column is added to the width
+# Laid out at the dpi it is saved with: hinted text is not exactly proportional to the dpi, and a layout made
+# at 100 dpi saved at 110 cut the last legend's last characters off the canvas (seen in fig9).
+DPI = 110
 
 
 def compose(panels: Sequence[Panel], title: str, ncols: int = 3) -> Figure:
@@ -429,7 +432,7 @@ def compose(panels: Sequence[Panel], title: str, ncols: int = 3) -> Figure:
     ncols = min(ncols, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * nrows),
-                             squeeze=False, layout="constrained")
+                             squeeze=False, layout="constrained", dpi=DPI)
     used = list(axes.flat)[:len(panels)]
     notes = [draw(ax, panel) for ax, panel in zip(used, panels)]
     for ax in list(axes.flat)[len(panels):]:
@@ -489,7 +492,7 @@ def render(panels: Sequence[Panel], title: str, path: Path, ncols: int = 3) -> N
     """compose(), saved as PNG (Agg backend)."""
     fig = compose(panels, title, ncols)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
@@ -593,7 +596,8 @@ def histogram_panels(models: list[tuple[str, dict[str, np.ndarray]]]) -> list[Pa
             series = [Series(f"{who} (n={int(mask.sum())})", values[mask], kind="hist",
                              style={"bins": bins, "color": color})
                       for who, mask, color in (("members", m, "tab:blue"), ("non-members", ~m, "tab:red"))]
-            series += [Series(f"{who} mean {f[key][mask].mean():.4g}", [f[key][mask].mean()], kind="vline",
+            # 3 significant digits, zeros kept (0.500, 38.7): one rule for both scales (fraction, |Δp|/ε)
+            series += [Series(f"{who} mean {f[key][mask].mean():#.3g}", [f[key][mask].mean()], kind="vline",
                               style={"color": color}) for who, mask, color in
                        (("members", m, "black"), ("non-members", ~m, "red"))]
             panels.append(Panel(f"{name}: {key}", label, "count (samples)", series))
@@ -751,7 +755,8 @@ def defense_attack(trade: pd.DataFrame, config: str, wanted: str | None) -> str 
 
 def defense_label(row: Any) -> str:
     eps = getattr(row, "epsilon", np.nan)
-    return f"{row.defend_arg:g}" + (f" (ε={eps:.3g})" if isinstance(eps, float) and np.isfinite(eps) else "")
+    finite = isinstance(eps, float) and np.isfinite(eps)
+    return f"{row.defend_arg:{SETTING_FORMAT}}" + (f" (ε={eps:{EPSILON_FORMAT}})" if finite else "")
 
 
 def defense_panel(rows: pd.DataFrame, basic: pd.DataFrame, title: str) -> Panel:
