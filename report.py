@@ -442,34 +442,40 @@ def compose(panels: Sequence[Panel], title: str, ncols: int = 3) -> Figure:
     legend_inches = max(ax.get_legend().get_window_extent().width for ax in used) / fig.dpi
     fig.set_size_inches(fig.get_figwidth() + ncols * (legend_inches + 0.1), fig.get_figheight())
     renderer = fig.canvas.get_renderer()
-    for _ in range(2):  # wrapping changes the layout, which changes the room; twice settles it (measured)
+    for _ in range(3):  # a wrap changes the layout, which changes the room; twice at most settled it (measured)
         fig.draw_without_rendering()
-        fit_texts(heading, used, renderer)
-    fig.draw_without_rendering()
+        if not fit_texts(heading, used, renderer):
+            break
+    else:
+        fig.draw_without_rendering()
     fig.set_layout_engine("none")  # freeze the layout: the point labels are placed against it
     for ax, ax_notes in zip(used, notes):
         place_notes(ax, ax_notes, renderer)
     return fig
 
 
-def wrap_to(text: Text, room: float, renderer: Any, vertical: bool = False) -> None:
-    """Re-wrap `text` at word boundaries until its extent (height if `vertical`) is at most `room` pixels."""
-    original = text.get_text().replace("\n", " ")
+def wrap_to(text: Text, room: float, renderer: Any, vertical: bool = False) -> bool:
+    """Re-wrap `text` at word boundaries until its extent (height if `vertical`) is at most `room` pixels;
+    whether the text changed."""
+    before = text.get_text()
+    original = before.replace("\n", " ")
     for chars in range(len(original), 7, -1):
         text.set_text(textwrap.fill(original, chars, break_long_words=False))
         box = text.get_window_extent(renderer)
         if (box.height if vertical else box.width) <= room:
-            return
+            break
+    return text.get_text() != before
 
 
-def fit_texts(heading: Text, axes: Sequence[plt.Axes], renderer: Any) -> None:
-    """Wrap the figure title to the canvas and each panel's title and axis labels to its axes."""
-    wrap_to(heading, 0.96 * heading.figure.bbox.width, renderer)
+def fit_texts(heading: Text, axes: Sequence[plt.Axes], renderer: Any) -> bool:
+    """Wrap the figure title to the canvas and each panel's title and axis labels to its axes; whether any
+    text changed (then the layout must be made again)."""
+    changed = [wrap_to(heading, 0.96 * heading.figure.bbox.width, renderer)]
     for ax in axes:
         box = ax.get_window_extent(renderer)
-        wrap_to(ax.title, box.width, renderer)
-        wrap_to(ax.xaxis.label, box.width, renderer)
-        wrap_to(ax.yaxis.label, box.height, renderer, vertical=True)
+        changed += [wrap_to(ax.title, box.width, renderer), wrap_to(ax.xaxis.label, box.width, renderer),
+                    wrap_to(ax.yaxis.label, box.height, renderer, vertical=True)]
+    return any(changed)
 
 
 def place_notes(ax: plt.Axes, notes: Sequence[Annotation], renderer: Any) -> None:
