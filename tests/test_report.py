@@ -289,13 +289,23 @@ def inside(inner: Any, outer: Any) -> bool:
 LONG = "synthetic_purchase_columnfc"  # the quick profile's config: its titles overflowed a one-panel figure
 
 
-@pytest.mark.parametrize("ncols", [1, 2, 3])
-def test_titles_labels_and_legends_stay_on_the_canvas_and_off_the_data(results, ncols):
-    rows = report.plain(results[0])
+def fig9_panels(df: pd.DataFrame) -> list[Any]:
+    rows = report.plain(df)
     rows = rows[(rows["config"] == "toy") & (rows["attack"] == "samia")]
-    panels = [report.gap_panel(rows, gap, label) for gap, label in report.GAPS][:ncols]
-    fig = report.compose(panels, f"{LONG}: true-class confidence and sensitivity, original vs "
-                                 f"l1unstructure_0.9 (Fig 9 analogue)", ncols=ncols)
+    return [report.gap_panel(rows, gap, label) for gap, label in report.GAPS]
+
+
+def fig10_panels(df: pd.DataFrame) -> list[Any]:
+    rows = report.plain(df[df["config"] == "toy"])
+    reference = rows[rows["original"] & (rows["attack"] == "conf")]
+    return [report.attack_bars(rows[~rows["original"]], p, reference) for p in ("l1unstructure", "slim")]
+
+
+@pytest.mark.parametrize("panels, ncols", [(fig9_panels, 1), (fig9_panels, 2), (fig9_panels, 3),
+                                           (fig10_panels, 1), (fig10_panels, 2)])
+def test_titles_labels_and_legends_stay_on_the_canvas_and_off_the_data(results, panels, ncols):
+    fig = report.compose(panels(results[0])[:ncols], f"{LONG}: attack comparison per pruning approach, original "
+                                                     f"vs l1unstructure_0.9 (Fig 9 or 10 analogue)", ncols=ncols)
     try:
         b = boxes(fig)
         for box in b["texts"] + b["legends"]:
