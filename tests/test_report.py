@@ -333,3 +333,20 @@ def test_point_labels_at_one_point_do_not_overlap(results):
             assert inside(box, fig.bbox), (box, fig.bbox)
     finally:
         report.plt.close(fig)
+
+
+def test_point_labels_keep_off_the_lines():
+    """A line rising to the right runs through the old fixed up-right label of its lower point (Fig 7)."""
+    up = report.Series("l1unstructure", [60.0, 65.0], [75.6, 86.8], style=report.LINE, notes=["0.9", "0.6"])
+    star = report.Series("original", [65.0], [88.0], style=report.STAR)
+    fig = report.compose([report.Panel("samia", "test acc", "attack acc", [up, star])], "Fig 7", ncols=1)
+    try:
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        line = ax.get_lines()[0]
+        path = line.get_transform().transform_path(line.get_path())
+        for note in ax.texts:
+            assert not path.intersects_bbox(note.get_window_extent(renderer), filled=False), note.get_text()
+        assert ax.texts[0].xyann == (-4, 4)  # 0.9 moved up-left, beside the line
+    finally:
+        report.plt.close(fig)
