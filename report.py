@@ -376,9 +376,9 @@ STAR = {"marker": "*", "markersize": 14, "linestyle": "none", "color": "black"} 
 DIAMOND = {"marker": "D", "markersize": 8, "linestyle": "none", "color": "dimgray"}
 
 
-def draw(ax: plt.Axes, panel: Panel) -> list[Annotation]:
+def draw(ax: plt.Axes, panel: Panel) -> list[tuple[Annotation, float]]:
     """The panel's series, axes, title and legend (beside the axes, outside the data); returns the point
-    labels, which place_notes moves apart once the layout is final."""
+    labels with their marker's half size (points), which place_notes moves apart once the layout is final."""
     bars = [s for s in panel.series if s.kind == "bar"]
     width = 0.8 / max(len(bars), 1)
     notes = []
@@ -397,8 +397,8 @@ def draw(ax: plt.Axes, panel: Panel) -> list[Annotation]:
         elif len(s.x):
             (line,) = ax.plot(s.x, s.y, label=s.label, **s.style)
             # In the series' colour, so that a label tells which line it belongs to where lines meet.
-            notes += [ax.annotate(note, (x, y), textcoords="offset points", xytext=NOTE_OFFSETS[0], fontsize=7,
-                                  color=line.get_color(), in_layout=False)
+            notes += [(ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                   color=line.get_color(), in_layout=False), line.get_markersize() / 2)
                       for x, y, note in zip(s.x, s.y, s.notes)]
     if panel.loglog:
         ax.set_xscale("log", nonpositive="mask")
@@ -417,9 +417,12 @@ def draw(ax: plt.Axes, panel: Panel) -> list[Annotation]:
     return notes
 
 
-# A point label's candidate offsets (points): up-right first (the old fixed place), then the other corners,
-# then further up and down; text on the left of the point is right-aligned to it.
-NOTE_OFFSETS = tuple((dx, dy) for dy in (4, -11, 14, -21, 24, -31) for dx in (4, -4))
+def note_offsets(half: float) -> list[tuple[float, float]]:
+    """A point label's candidate offsets (points) around a marker of half size `half`: up-right first (the
+    old fixed place, (4, 4) for the default marker), then the other corners, then further up and down; text
+    on the left of the point is right-aligned to it. 7: about one 7-point text line below the point."""
+    gap = half + 1
+    return [(dx, dy) for dy in (gap, -gap - 7, gap + 10, -gap - 17, gap + 20, -gap - 27) for dx in (gap, -gap)]
 PANEL_INCHES = (5.2, 4.2)  # one panel's axes and labels; the legend column is added to the width
 # Laid out at the dpi it is saved with: hinted text is not exactly proportional to the dpi, and a layout made
 # at 100 dpi saved at 110 cut the last legend's last characters off the canvas (seen in fig9).
@@ -478,7 +481,7 @@ def fit_texts(heading: Text, axes: Sequence[plt.Axes], renderer: Any) -> bool:
     return any(changed)
 
 
-def place_notes(ax: plt.Axes, notes: Sequence[Annotation], renderer: Any) -> None:
+def place_notes(ax: plt.Axes, notes: Sequence[tuple[Annotation, float]], renderer: Any) -> None:
     """Each point label at the candidate offset with the fewest conflicts, the first on a tie. Conflicts, worst
     first: leaving the axes, covering a label placed before, covering a marker, crossing a line."""
     frame = ax.get_window_extent(renderer)
@@ -486,11 +489,11 @@ def place_notes(ax: plt.Axes, notes: Sequence[Annotation], renderer: Any) -> Non
              if line.get_linestyle() not in ("None", "none", " ", "")]
     markers = marker_boxes(ax, renderer)
     placed: list[Bbox] = []
-    for note in notes:
+    for note, half in notes:
         anchor = ax.transData.transform(note.xy)
         others = [b for b in markers if not b.contains(*anchor)]  # its own point's marker is not in the way
 
-        def conflicts(offset: tuple[int, int]) -> int:
+        def conflicts(offset: tuple[float, float]) -> int:
             note.xyann = offset
             note.set_horizontalalignment("left" if offset[0] > 0 else "right")
             box = note.get_window_extent(renderer)
@@ -498,7 +501,7 @@ def place_notes(ax: plt.Axes, notes: Sequence[Annotation], renderer: Any) -> Non
             return (1000 * outside + 100 * sum(box.overlaps(b) for b in placed)
                     + 10 * sum(box.overlaps(b) for b in others) + sum(p.intersects_bbox(box, filled=False)
                                                                       for p in paths))
-        best = min(NOTE_OFFSETS, key=conflicts)  # min keeps the first of equals: up-right when free
+        best = min(note_offsets(half), key=conflicts)  # min keeps the first of equals: up-right when free
         conflicts(best)
         placed.append(note.get_window_extent(renderer))
 
@@ -793,13 +796,19 @@ def defense_label(row: Any) -> str:
     return f"{row.defend_arg:{SETTING_FORMAT}}" + (f" (ε={eps:{EPSILON_FORMAT}})" if finite else "")
 
 
+DEFENSE_MARKERS = ("s", "o", "^", "D", "v", "P", "X")
+
+
 def defense_panel(rows: pd.DataFrame, basic: pd.DataFrame, title: str) -> Panel:
     """Kept defended settings per defense (labels: the defense argument), Basic as a star."""
     series = []
-    for defend, g in rows[rows["kept"]].groupby("defend", sort=True):
+    for i, (defend, g) in enumerate(rows[rows["kept"]].groupby("defend", sort=True)):
         g = g.sort_values("defend_arg")
+        # One marker shape per defense, largest first: where two defenses land on one point (dp and dpsgd
+        # did), the later smaller marker leaves the earlier one's edge visible.
+        style = LINE | {"marker": DEFENSE_MARKERS[i % len(DEFENSE_MARKERS)], "markersize": 9 - i % 4}
         series.append(Series(str(defend), g["victim_test_acc"].to_numpy(float), g["paper_acc"].to_numpy(float),
-                             style=LINE, notes=[defense_label(r) for r in g.itertuples()]))
+                             style=style, notes=[defense_label(r) for r in g.itertuples()]))
     b = basic.dropna(subset=["basic_paper_acc"]).head(1)
     series.append(Series("basic (no defense)", b["basic_test_acc"].to_numpy(float),
                          b["basic_paper_acc"].to_numpy(float), style=STAR))

@@ -331,6 +331,8 @@ def test_point_labels_at_one_point_do_not_overlap(results):
             assert not any(one.overlaps(other) for other in notes[i + 1:])
         for box in b["texts"] + b["legends"]:
             assert inside(box, fig.bbox), (box, fig.bbox)
+        shapes = {line.get_label(): (line.get_marker(), line.get_markersize()) for line in fig.axes[0].get_lines()}
+        assert shapes["dp"] != shapes["dpsgd"]  # so that the marker drawn first still shows around the second
     finally:
         report.plt.close(fig)
 
