@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -25,7 +26,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -211,29 +215,51 @@ def drop_reason(low: bool, higher: bool, no_basic: bool) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- writing tables
-def fmt(value: Any) -> str:
+# One number format per kind of column in every Markdown table (NUMBER_RULE says it in words); the CSV files
+# keep the full precision of results.jsonl, so nothing is lost to the rounding.
+PERCENT_FORMAT = ".1f"      # every "(%)" column: accuracies, AUC, TPR, losses (87.7)
+EPSILON_FORMAT = ".2f"      # DP epsilon (3.97), also in the defense figures' labels
+SETTING_FORMAT = "g"        # sparsity and defense argument as configured (0.6, 16)
+SETTING_COLUMNS = ("prune_sparsity", "shadow_prune_sparsity", "defend_arg")
+NUMBER_RULE = ("Markdown tables give percentages with one decimal (87.7), ε with two decimals (3.97) and "
+               "sparsity and defense arguments as configured (0.6, 16); the CSV files keep full precision.")
+
+
+def number_format(column: str) -> str:
+    """The format spec of a float column of a Markdown table (a ValueError for a column without one)."""
+    if column == "epsilon":
+        return EPSILON_FORMAT
+    if column in SETTING_COLUMNS:
+        return SETTING_FORMAT
+    if HEADERS.get(column, "").endswith("(%)"):
+        return PERCENT_FORMAT
+    raise ValueError(f"no number format for column {column!r}: give it one in number_format")
+
+
+def fmt(value: Any, column: str) -> str:
+    """A cell of `column`: yes/no, blank for a missing value, floats by number_format, text with | escaped."""
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
+        return format(value, number_format(column))
     return str(value).replace("|", "\\|")
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub Markdown table (no tabulate dependency); floats to 4 significant digits."""
+    """A GitHub Markdown table (no tabulate dependency); floats formatted per column (number_format)."""
     if df.empty:
         return "_(no rows)_\n"
     head = [HEADERS.get(c, c) for c in df.columns]
-    rows = [[fmt(v) for v in row] for row in df.itertuples(index=False)]
+    rows = [[fmt(v, c) for v, c in zip(row, df.columns)] for row in df.itertuples(index=False)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
 def per_config_markdown(title: str, intro: str, df: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     """`# title`, intro, optional summary table, then one section per config (config column dropped)."""
-    parts = [f"# {title}\n\n{intro}\n"]
+    parts = [f"# {title}\n\n{intro} {NUMBER_RULE}\n"]
     if summary is not None:
         parts.append("## Summary\n\n" + to_markdown(summary))
     for config, g in df.groupby("config", sort=False):
@@ -321,9 +347,12 @@ STAR = {"marker": "*", "markersize": 14, "linestyle": "none", "color": "black"} 
 DIAMOND = {"marker": "D", "markersize": 8, "linestyle": "none", "color": "dimgray"}
 
 
-def draw(ax: plt.Axes, panel: Panel) -> None:
+def draw(ax: plt.Axes, panel: Panel) -> list[tuple[Annotation, float]]:
+    """The panel's series, axes, title and legend (beside the axes, outside the data); returns the point
+    labels with their marker's half size (points), which place_notes moves apart once the layout is final."""
     bars = [s for s in panel.series if s.kind == "bar"]
     width = 0.8 / max(len(bars), 1)
+    notes = []
     for s in panel.series:
         if s.kind == "hist":
             ax.hist(s.x, label=s.label, **({"histtype": "stepfilled", "alpha": 0.45} | s.style))
@@ -337,9 +366,11 @@ def draw(ax: plt.Axes, panel: Panel) -> None:
         elif s.kind == "note":
             ax.plot([], [], " ", label=s.label)
         elif len(s.x):
-            ax.plot(s.x, s.y, label=s.label, **s.style)
-            for x, y, note in zip(s.x, s.y, s.notes):
-                ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            (line,) = ax.plot(s.x, s.y, label=s.label, **s.style)
+            # In the series' colour, so that a label tells which line it belongs to where lines meet.
+            notes += [(ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                   color=line.get_color(), in_layout=False), line.get_markersize() / 2)
+                      for x, y, note in zip(s.x, s.y, s.notes)]
     if panel.loglog:
         ax.set_xscale("log", nonpositive="mask")
         ax.set_yscale("log", nonpositive="mask")
@@ -353,22 +384,116 @@ def draw(ax: plt.Axes, panel: Panel) -> None:
         ax.margins(x=0.08)
     ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return notes
+
+
+def note_offsets(half: float) -> list[tuple[float, float]]:
+    """A point label's candidate offsets (points) around a marker of half size `half`: up-right first (the
+    old fixed place, (4, 4) for the default marker), then the other corners, then further up and down; text
+    on the left of the point is right-aligned to it. 7: about one 7-point text line below the point."""
+    gap = half + 1
+    return [(dx, dy) for dy in (gap, -gap - 7, gap + 10, -gap - 17, gap + 20, -gap - 27) for dx in (gap, -gap)]
+PANEL_INCHES = (5.2, 4.2)  # one panel's axes and labels; the legend column is added to the width
+# Laid out at the dpi it is saved with: hinted text is not exactly proportional to the dpi, and a layout made
+# at 100 dpi saved at 110 cut the last legend's last characters off the canvas (seen in fig9).
+DPI = 110
+
+
+def compose(panels: Sequence[Panel], title: str, ncols: int = 3) -> Figure:
+    """Panels in a grid under one title, laid out so that every title, label and legend lies on the canvas,
+    legends beside their axes and no two point labels overlap."""
+    ncols = min(ncols, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL_INCHES[0] * ncols, PANEL_INCHES[1] * nrows),
+                             squeeze=False, layout="constrained", dpi=DPI)
+    used = list(axes.flat)[:len(panels)]
+    notes = [draw(ax, panel) for ax, panel in zip(used, panels)]
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    heading = fig.suptitle(title)
+    fig.draw_without_rendering()
+    legend_inches = max(ax.get_legend().get_window_extent().width for ax in used) / fig.dpi
+    fig.set_size_inches(fig.get_figwidth() + ncols * (legend_inches + 0.1), fig.get_figheight())
+    renderer = fig.canvas.get_renderer()
+    for _ in range(3):  # a wrap changes the layout, which changes the room; twice at most settled it (measured)
+        fig.draw_without_rendering()
+        if not fit_texts(heading, used, renderer):
+            break
+    else:
+        fig.draw_without_rendering()
+    fig.set_layout_engine("none")  # freeze the layout: the point labels are placed against it
+    for ax, ax_notes in zip(used, notes):
+        place_notes(ax, ax_notes, renderer)
+    return fig
+
+
+def wrap_to(text: Text, room: float, renderer: Any, vertical: bool = False) -> bool:
+    """Re-wrap `text` at word boundaries until its extent (height if `vertical`) is at most `room` pixels;
+    whether the text changed."""
+    before = text.get_text()
+    original = before.replace("\n", " ")
+    for chars in range(len(original), 7, -1):
+        text.set_text(textwrap.fill(original, chars, break_long_words=False))
+        box = text.get_window_extent(renderer)
+        if (box.height if vertical else box.width) <= room:
+            break
+    return text.get_text() != before
+
+
+def fit_texts(heading: Text, axes: Sequence[plt.Axes], renderer: Any) -> bool:
+    """Wrap the figure title to the canvas and each panel's title and axis labels to its axes; whether any
+    text changed (then the layout must be made again)."""
+    changed = [wrap_to(heading, 0.96 * heading.figure.bbox.width, renderer)]
+    for ax in axes:
+        box = ax.get_window_extent(renderer)
+        changed += [wrap_to(ax.title, box.width, renderer), wrap_to(ax.xaxis.label, box.width, renderer),
+                    wrap_to(ax.yaxis.label, box.height, renderer, vertical=True)]
+    return any(changed)
+
+
+def place_notes(ax: plt.Axes, notes: Sequence[tuple[Annotation, float]], renderer: Any) -> None:
+    """Each point label at the candidate offset with the fewest conflicts, the first on a tie. Conflicts, worst
+    first: leaving the axes, covering a label placed before, covering a marker, crossing a line."""
+    frame = ax.get_window_extent(renderer)
+    paths = [line.get_transform().transform_path(line.get_path()) for line in ax.get_lines()
+             if line.get_linestyle() not in ("None", "none", " ", "")]
+    markers = marker_boxes(ax, renderer)
+    placed: list[Bbox] = []
+    for note, half in notes:
+        anchor = ax.transData.transform(note.xy)
+        others = [b for b in markers if not b.contains(*anchor)]  # its own point's marker is not in the way
+
+        def conflicts(offset: tuple[float, float]) -> int:
+            note.xyann = offset
+            note.set_horizontalalignment("left" if offset[0] > 0 else "right")
+            box = note.get_window_extent(renderer)
+            outside = not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1)
+            return (1000 * outside + 100 * sum(box.overlaps(b) for b in placed)
+                    + 10 * sum(box.overlaps(b) for b in others) + sum(p.intersects_bbox(box, filled=False)
+                                                                      for p in paths))
+        best = min(note_offsets(half), key=conflicts)  # min keeps the first of equals: up-right when free
+        conflicts(best)
+        placed.append(note.get_window_extent(renderer))
+
+
+def marker_boxes(ax: plt.Axes, renderer: Any) -> list[Bbox]:
+    """A square of the marker's size around every drawn marker of the axes, in pixels."""
+    boxes = []
+    for line in ax.get_lines():
+        if line.get_marker() in ("None", "none", "", " ", None):
+            continue
+        half = renderer.points_to_pixels(line.get_markersize()) / 2
+        xy = line.get_transform().transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+        boxes += [Bbox([[x - half, y - half], [x + half, y + half]]) for x, y in xy if np.isfinite([x, y]).all()]
+    return boxes
 
 
 def render(panels: Sequence[Panel], title: str, path: Path, ncols: int = 3) -> None:
-    """Panels in a grid, one suptitle, saved as PNG (Agg backend)."""
-    ncols = min(ncols, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
-    for ax, panel in zip(axes.flat, panels):
-        draw(ax, panel)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    fig.suptitle(title)
-    fig.tight_layout()
+    """compose(), saved as PNG (Agg backend)."""
+    fig = compose(panels, title, ncols)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
 
@@ -473,7 +598,8 @@ def histogram_panels(models: list[tuple[str, dict[str, np.ndarray]]]) -> list[Pa
             series = [Series(f"{who} (n={int(mask.sum())})", values[mask], kind="hist",
                              style={"bins": bins, "color": color})
                       for who, mask, color in (("members", m, "tab:blue"), ("non-members", ~m, "tab:red"))]
-            series += [Series(f"{who} mean {f[key][mask].mean():.4g}", [f[key][mask].mean()], kind="vline",
+            # 3 significant digits, zeros kept (0.500, 38.7): one rule for both scales (fraction, |Δp|/ε)
+            series += [Series(f"{who} mean {f[key][mask].mean():#.3g}", [f[key][mask].mean()], kind="vline",
                               style={"color": color}) for who, mask, color in
                        (("members", m, "black"), ("non-members", ~m, "red"))]
             panels.append(Panel(f"{name}: {key}", label, "count (samples)", series))
@@ -569,9 +695,16 @@ def attack_bars(rows: pd.DataFrame, pruner: str, reference: pd.DataFrame) -> Pan
     sparsities = sorted(g["prune_sparsity"].unique())
     attacks = [a for a in result_order() if a in set(g["attack"])] + sorted(set(g["attack"]) - set(result_order()))
     table = g.pivot_table(index="prune_sparsity", columns="attack", values="paper_acc").reindex(sparsities)
-    series = [Series(a, range(len(sparsities)), table[a].to_numpy(float), kind="bar") for a in attacks]
+    series = [Series(a, range(len(sparsities)), table[a].to_numpy(float), kind="bar", style={"color": color})
+              for a, color in zip(attacks, bar_colors(len(attacks)))]
     series += [Series(f"{r.attack} (original)", y=[r.paper_acc], kind="hline") for r in reference.itertuples()]
     return Panel(pruner, SPARSITY_LABEL, ACC_LABEL, series, xticklabels=[f"{s:g}" for s in sparsities])
+
+
+def bar_colors(n: int) -> list[Any]:
+    """n distinct colours: the default cycle's 10, else tab20's 20 (11 attacks gave samia and blindmi one colour)."""
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return cycle[:n] if n <= len(cycle) else [plt.get_cmap("tab20")(i % 20) for i in range(n)]
 
 
 def fig10(df: pd.DataFrame, out: Path) -> list[Entry]:
@@ -631,16 +764,23 @@ def defense_attack(trade: pd.DataFrame, config: str, wanted: str | None) -> str 
 
 def defense_label(row: Any) -> str:
     eps = getattr(row, "epsilon", np.nan)
-    return f"{row.defend_arg:g}" + (f" (ε={eps:.3g})" if isinstance(eps, float) and np.isfinite(eps) else "")
+    finite = isinstance(eps, float) and np.isfinite(eps)
+    return f"{row.defend_arg:{SETTING_FORMAT}}" + (f" (ε={eps:{EPSILON_FORMAT}})" if finite else "")
+
+
+DEFENSE_MARKERS = ("s", "o", "^", "D", "v", "P", "X")
 
 
 def defense_panel(rows: pd.DataFrame, basic: pd.DataFrame, title: str) -> Panel:
     """Kept defended settings per defense (labels: the defense argument), Basic as a star."""
     series = []
-    for defend, g in rows[rows["kept"]].groupby("defend", sort=True):
+    for i, (defend, g) in enumerate(rows[rows["kept"]].groupby("defend", sort=True)):
         g = g.sort_values("defend_arg")
+        # One marker shape per defense, largest first: where two defenses land on one point (dp and dpsgd
+        # did), the later smaller marker leaves the earlier one's edge visible.
+        style = LINE | {"marker": DEFENSE_MARKERS[i % len(DEFENSE_MARKERS)], "markersize": 9 - i % 4}
         series.append(Series(str(defend), g["victim_test_acc"].to_numpy(float), g["paper_acc"].to_numpy(float),
-                             style=LINE, notes=[defense_label(r) for r in g.itertuples()]))
+                             style=style, notes=[defense_label(r) for r in g.itertuples()]))
     b = basic.dropna(subset=["basic_paper_acc"]).head(1)
     series.append(Series("basic (no defense)", b["basic_test_acc"].to_numpy(float),
                          b["basic_paper_acc"].to_numpy(float), style=STAR))
@@ -716,7 +856,7 @@ SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16
 
 def index_markdown(entries: list[Entry], notes: list[str], logdir: Path, n_records: int) -> str:
     lines = [f"# prune-mia report\n\nFrom {n_records} records under `{logdir}` (last record per config, setting "
-             "and attack). Attack accuracy is the paper's; accuracies, AUC and TPR are in %.\n"]
+             f"and attack). Attack accuracy is the paper's; accuracies, AUC and TPR are in %. {NUMBER_RULE}\n"]
     for section in SECTIONS:
         made = [e for e in entries if e.section == section and e.file]
         skipped = [e for e in entries if e.section == section and not e.file]

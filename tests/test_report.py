@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,117 @@ def test_logdir_without_results_is_a_user_error(tmp_path: Path, layout: str, cap
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------- presentation
+def test_markdown_numbers_follow_one_rule_per_column():
+    table = pd.DataFrame({"attack": ["samia", "conf", "mentr"], "tpr_at_1pct_fpr": [1.489, 0.7444, 3.97],
+                          "paper_acc": [87.66, 50.0, 100.0], "epsilon": [3.9712, np.nan, 0.5],
+                          "prune_sparsity": [0.6, 0.9, 0.95], "defend_arg": [16.0, 0.1, np.nan], "n_pairs": [4, 2, 1]})
+    cells = [line.split(" | ") for line in report.to_markdown(table).splitlines()[2:]]
+    assert [c[1:6] for c in cells] == [["1.5", "87.7", "3.97", "0.6", "16"], ["0.7", "50.0", "", "0.9", "0.1"],
+                                       ["4.0", "100.0", "0.50", "0.95", ""]]
+    with pytest.raises(ValueError, match="no number format for column 'confidence_gap'"):
+        report.to_markdown(pd.DataFrame({"confidence_gap": [0.1]}))
+
+
+def test_every_percent_cell_of_the_markdown_tables_has_one_decimal(cli_report):
+    out, done = cli_report
+    assert done.returncode == 0, done.stderr
+    for name in ("headline.md", "table1.md", "defense_tradeoff.md"):
+        tables = [line for line in (out / name).read_text().splitlines() if line.startswith("| ")]
+        header = None
+        for line in tables:
+            cells = line.strip("| ").split(" | ")
+            if "(%)" in line:  # a header row starts each table
+                header = cells
+                continue
+            for title, cell in zip(header, cells):
+                if title.endswith("(%)") and cell:
+                    assert re.fullmatch(r"-?\d+\.\d", cell), (name, title, cell)
+        assert report.NUMBER_RULE in (out / name).read_text()
+    assert report.NUMBER_RULE in (out / "index.md").read_text()
+
+
+def boxes(fig: Any) -> dict[str, list[Any]]:
+    """Window extents of what a reader reads: titles, axis labels, legends and point labels."""
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    texts = list(fig.texts) + [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    return {"texts": [t.get_window_extent(renderer) for t in texts if t.get_text()],
+            "legends": [ax.get_legend().get_window_extent(renderer) for ax in axes],
+            "axes": [ax.get_window_extent(renderer) for ax in axes],
+            "notes": [[c.get_window_extent(renderer) for c in ax.texts] for ax in axes]}
+
+
+def inside(inner: Any, outer: Any) -> bool:
+    return outer.x0 - 0.5 <= inner.x0 and inner.x1 <= outer.x1 + 0.5 and outer.y0 - 0.5 <= inner.y0 and \
+        inner.y1 <= outer.y1 + 0.5
+
+
+LONG = "synthetic_purchase_columnfc"  # the quick profile's config: its titles overflowed a one-panel figure
+
+
+def fig9_panels(df: pd.DataFrame) -> list[Any]:
+    rows = report.plain(df)
+    rows = rows[(rows["config"] == "toy") & (rows["attack"] == "samia")]
+    return [report.gap_panel(rows, gap, label) for gap, label in report.GAPS]
+
+
+def fig10_panels(df: pd.DataFrame) -> list[Any]:
+    rows = report.plain(df[df["config"] == "toy"])
+    reference = rows[rows["original"] & (rows["attack"] == "conf")]
+    return [report.attack_bars(rows[~rows["original"]], p, reference) for p in ("l1unstructure", "slim")]
+
+
+@pytest.mark.parametrize("panels, ncols", [(fig9_panels, 1), (fig9_panels, 2), (fig9_panels, 3),
+                                           (fig10_panels, 1), (fig10_panels, 2)])
+def test_titles_labels_and_legends_stay_on_the_canvas_and_off_the_data(results, panels, ncols):
+    fig = report.compose(panels(results[0])[:ncols], f"{LONG}: attack comparison per pruning approach, original "
+                                                     f"vs l1unstructure_0.9 (Fig 9 or 10 analogue)", ncols=ncols)
+    try:
+        b = boxes(fig)
+        for box in b["texts"] + b["legends"]:
+            assert inside(box, fig.bbox), (box, fig.bbox)
+        for legend in b["legends"]:
+            assert not any(legend.overlaps(ax) for ax in b["axes"])
+    finally:
+        report.plt.close(fig)
+
+
+def test_point_labels_at_one_point_do_not_overlap(results):
+    trade = report.defense_tradeoff(results[0])
+    rows = trade[(trade["pruner_name"] == "l1unstructure") & (trade["attack"] == "samia") & ~trade["adaptive"]]
+    twin = rows[rows["defend"] == "dpsgd"].assign(defend="dp")  # dp lands exactly where dpsgd does
+    fig = report.compose([report.defense_panel(pd.concat([rows, twin]), rows, "non-adaptive samia attack")],
+                         f"{LONG}: defenses at l1unstructure 0.7 (Figs 16-17 analogue)", ncols=1)
+    try:
+        b = boxes(fig)
+        notes = b["notes"][0]
+        assert len(notes) == 4  # ppb 1 and 4, dpsgd 1, dp 1 (the others are dropped by the rule)
+        for i, one in enumerate(notes):
+            assert inside(one, b["axes"][0])
+            assert not any(one.overlaps(other) for other in notes[i + 1:])
+        for box in b["texts"] + b["legends"]:
+            assert inside(box, fig.bbox), (box, fig.bbox)
+        shapes = {line.get_label(): (line.get_marker(), line.get_markersize()) for line in fig.axes[0].get_lines()}
+        assert shapes["dp"] != shapes["dpsgd"]  # so that the marker drawn first still shows around the second
+    finally:
+        report.plt.close(fig)
+
+
+def test_point_labels_keep_off_the_lines():
+    """A line rising to the right runs through the old fixed up-right label of its lower point (Fig 7)."""
+    up = report.Series("l1unstructure", [60.0, 65.0], [75.6, 86.8], style=report.LINE, notes=["0.9", "0.6"])
+    star = report.Series("original", [65.0], [88.0], style=report.STAR)
+    fig = report.compose([report.Panel("samia", "test acc", "attack acc", [up, star])], "Fig 7", ncols=1)
+    try:
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        line = ax.get_lines()[0]
+        path = line.get_transform().transform_path(line.get_path())
+        for note in ax.texts:
+            assert not path.intersects_bbox(note.get_window_extent(renderer), filled=False), note.get_text()
+        assert ax.texts[0].xyann == (-4, 4)  # 0.9 moved up-left, beside the line
+    finally:
+        report.plt.close(fig)
