@@ -67,6 +67,10 @@ class Config:
                            strict=True)
     sensitivity: dict[str, float] = key(help="noisy copies n and noise scale eps of eq. 2", kind=dict, flag=False,
                                         factory=_sensitivity)
+    ref_models: int = key(16, help="reference models per setting (LiRA / RMIA online; refs.py trains them)",
+                          kind=int, minimum=1, maximum=10_000)
+    n_bootstrap: int = key(200, help="bootstrap resamples for the AUC and TPR-at-0.1-percent-FPR intervals (0: none)",
+                           kind=int, minimum=0, maximum=100_000)
     # Not a JSON key: filled in from the config path.
     stem: str = ""
 

@@ -42,6 +42,7 @@ class LossAttack(Attack):
 
     name = "loss"
     config_cls = LossConfig
+    reference_set = "offline"  # reads only the population fields, which every reference set carries
 
     def __init__(self, config: LossConfig | None = None) -> None:
         self.config = config or LossConfig()
