@@ -31,6 +31,7 @@ from errors import UserError
 from storage import atomic_save_npz
 
 CHECKPOINT = "best.pth"  # the file every step writes in a model folder
+MEMBERSHIP = "membership.npz"  # beside a setting's references: which population points each trained on
 
 
 def _indices(population_indices: np.ndarray) -> np.ndarray:

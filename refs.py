@@ -36,7 +36,6 @@ from storage import atomic_torch_save, log
 from training import evaluate, fit
 
 ORIGINAL = ModelSetting.original()
-MEMBERSHIP = "membership.npz"
 
 
 def online_population(exp: Experiment) -> np.ndarray:
@@ -107,7 +106,7 @@ def membership_files(exp: Experiment, setting: ModelSetting, population: np.ndar
     """The (ref_models, population) matrix, saved beside the original and (if pruned) the setting's references;
     a folder made for another population or seed is refused (references.load_reference_membership)."""
     folders = {ORIGINAL.refs_folder(exp.root), setting.refs_folder(exp.root)}
-    matrices = [references.reference_membership(f / MEMBERSHIP, population, exp.cfg.ref_models, exp.cfg.seed)
+    matrices = [references.reference_membership(f / references.MEMBERSHIP, population, exp.cfg.ref_models, exp.cfg.seed)
                 for f in sorted(folders)]
     return matrices[0]
 
