@@ -319,7 +319,7 @@ def main() -> None:
     exp = open_experiment(opts, cfg, f"mia_{setting.name}.log")
     out = exp.root / "mia" / setting.name
     explicit = "all" not in [a.strip() for a in ns.attacks.split(",")]
-    todo = usable_attacks(exp, setting, pending_attacks(out, names, opts.overwrite), explicit)
+    todo = pending_attacks(out, usable_attacks(exp, setting, names, explicit), opts.overwrite)
     if not todo:
         log.info(f"{setting.name}: nothing to do (requested attacks finished earlier or lack references; "
                  "use --overwrite to redo)")
