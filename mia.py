@@ -28,8 +28,14 @@ from torch import nn
 import pruner
 import references
 from attackers import ATTACKS, AttackInput, AttackResult, TargetAccess, artifact_line, create_attack, resolve_attacks
-from attackers.features import (confidence_gap, generalization_gap, predict_proba, sensitivity,
-                                sensitivity_gap, true_class)
+from attackers.features import (
+    confidence_gap,
+    generalization_gap,
+    predict_proba,
+    sensitivity,
+    sensitivity_gap,
+    true_class,
+)
 from attackers.metrics import attack_metrics
 from attackers.refstats import lira_statistic
 from cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of

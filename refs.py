@@ -58,10 +58,12 @@ def train_original(exp: Experiment, index: int, population: np.ndarray, row: np.
     result = fit(model, data, exp.train_config(exp.cfg.epochs), generator=torch.Generator().manual_seed(seed),
                  label="Reference ", desc=path.parent.name)
     train_acc = evaluate(model, data.train_x, data.train_y)[0]
-    atomic_torch_save(result.checkpoint() | {"train_acc": train_acc, "setting": "original", "reference_index": index,
+    atomic_torch_save(result.checkpoint() | {"train_acc": train_acc, "setting": "original",
+                                             "reference_index": index,
                                              "population_hash": references.population_hash(population)}, path)
     log.info(f"{path.parent.name} (original): train {train_acc:.2f} / dev {result.dev_acc:.2f} / test "
-             f"{result.test_acc:.2f} % on {len(data.train_y)} points, {result.epochs_run} epochs, {result.seconds:.1f} s")
+             f"{result.test_acc:.2f} % on {len(data.train_y)} points, {result.epochs_run} epochs, "
+             f"{result.seconds:.1f} s")
 
 
 def prune_reference(exp: Experiment, index: int, setting: ModelSetting, options: DefenseOptions,

@@ -1,9 +1,10 @@
 """The results schema: one `AttackRecord` per (setting, attack), the contract between mia.py, which appends
 them to log/<config>/results.jsonl, and report.py, which reads them back (DESIGN §9).
 
-The JSON layout is flat, one object per line, keys as the field names below (two metric names keep their
+The JSON layout is flat, one object per line, keys as the field names below (some metric names keep their
 dotted spelling, e.g. `tpr_at_0.1pct_fpr`). Version 1 records (before the `version` key existed) have the
-same keys, so they load unchanged, and version 2 records lack only version 3's new metric fields (None); keys this version does not know are kept in `extra`, not dropped.
+same keys, so they load unchanged; version 1 and 2 records lack version 3's low-FPR, interval and
+reference-count fields (None); keys this version does not know are kept in `extra`, not dropped.
 """
 from __future__ import annotations
 

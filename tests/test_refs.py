@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_script
 from sklearn.metrics import roc_auc_score
 
 import references
-from conftest import ROOT, run_script
 
 FAST = ("--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1", "--n_bootstrap", "50")
