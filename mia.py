@@ -156,6 +156,8 @@ def refs_command(exp: Experiment, setting: AttackSetting) -> str:
 def reference_shortfall(exp: Experiment, setting: AttackSetting, attack: type) -> tuple[str, str] | None:
     """(problem, hint) when the references `attack` reads are missing or too few, else None."""
     cfg, kind, need = exp.cfg, attack.reference_set, attack.min_references
+    if kind is None:
+        return None
     if kind == "offline":
         if cfg.shadow_num < need:
             return (f"{attack.name} uses the {cfg.shadow_num} shadow model(s) as offline references and needs at "

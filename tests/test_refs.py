@@ -103,6 +103,23 @@ def test_too_few_references_or_an_unknown_variant_is_one_error_line(work: Path) 
     assert "unknown attack" in one_error_line(step(work, "mia.py", "--original", "--attacks", "lira_both"))
 
 
+def test_all_skips_only_the_online_attacks_without_references(work: Path) -> None:
+    from attackers import ATTACKS
+    out_dir = work / "result" / "digits_columnfc" / "mia" / "original"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    online = {a.name for a in ATTACKS if a.reference_set == "online"}
+    assert online == {"lira_online", "rmia_online"}
+    for attack in ATTACKS:   # every other attack counts as finished, so the run only decides what to skip
+        if attack.name not in online:
+            for r in attack.results():
+                (out_dir / f"{r}.npz").touch(exist_ok=True)
+    out = step(work, "mia.py", "--original", "--ref_models", "64", "--attacks", "all")
+    assert out.returncode == 0, out.stderr
+    skipped = {line.split(":")[0] for line in out.stdout.splitlines() if "skipped under --attacks all" in line}
+    assert skipped == online
+    assert "nothing to do" in out.stdout
+
+
 def test_references_of_another_setting_or_split_are_refused(work: Path) -> None:
     out = step(work, "prune.py", "--prune_sparsity", "0.6")
     assert out.returncode == 0, out.stderr
