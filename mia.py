@@ -329,8 +329,8 @@ def main() -> None:
     explicit = "all" not in [a.strip() for a in ns.attacks.split(",")]
     todo = pending_attacks(out, usable_attacks(exp, setting, names, explicit), opts.overwrite)
     if not todo:
-        log.info(f"{setting.name}: nothing to do (requested attacks finished earlier or lack references; "
-                 "use --overwrite to redo)")
+        log.info(f"{setting.name}: every usable requested attack finished earlier, skipped (use --overwrite to "
+                 "redo; attacks skipped for lack of references are listed above)")
         return
     (victim_model, victim_ckpt), shadow_models = load_all(exp, setting)
     start = time.perf_counter()

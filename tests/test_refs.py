@@ -117,7 +117,7 @@ def test_all_skips_only_the_online_attacks_without_references(work: Path) -> Non
     assert out.returncode == 0, out.stderr
     skipped = {line.split(":")[0] for line in out.stdout.splitlines() if "skipped under --attacks all" in line}
     assert skipped == online
-    assert "nothing to do" in out.stdout
+    assert "finished earlier, skipped" in out.stdout
 
 
 def test_references_of_another_setting_or_split_are_refused(work: Path) -> None:
