@@ -3,7 +3,7 @@ the wall time of every step of one full setting run through the real scripts, an
 trained in one process vs `--workers` processes.
 
     python bench.py [--quick] [--threads N] [--configs digits_resnet18,synthetic_purchase_columnfc]
-                    [--sections train,sens,threshold,pipeline,workers]
+                    [--sections train,sens,threshold,pipeline,workers,refs]
 
 Prints Markdown tables (paste them into the README); writes nothing in the repository (sections 4-5 run in
 temporary folders). Every comparison is measured in the same run, with the two sides interleaved and the
@@ -51,7 +51,7 @@ from training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  #
 ROOT = Path(__file__).resolve().parent
 
 CONFIGS = ("digits_resnet18", "synthetic_purchase_columnfc")
-SECTIONS = ("train", "sens", "threshold", "pipeline", "workers")
+SECTIONS = ("train", "sens", "threshold", "pipeline", "workers", "refs")
 THRESHOLD_FAMILY = ThresholdAttack.results()
 ATTACK_ORDER = ATTACKS.names()
 
@@ -68,6 +68,7 @@ class Profile:
     exhaustive_rows: int  # subsample for the O(n^2) threshold search
     pipeline: dict[str, list[str]]  # per config: extra flags for the three step scripts
     workers: dict[str, list[str]]   # per config: pretrain.py flags of the one-process vs N-process race
+    refs: dict[str, list[str]]      # per config: refs.py flags (references of the original, then pruned 0.6)
 
 
 PROFILES = {
@@ -78,7 +79,10 @@ PROFILES = {
                                "synthetic_purchase_columnfc": ["--shadow_num", "2", "--epochs", "5",
                                                                "--prune_epochs", "3", "--attack_epochs", "5"]},
                      workers={"digits_resnet18": ["--shadow_num", "3", "--epochs", "2", "--early_stop", "2"],
-                              "synthetic_purchase_columnfc": ["--shadow_num", "3", "--epochs", "10"]}),
+                              "synthetic_purchase_columnfc": ["--shadow_num", "3", "--epochs", "10"]},
+                     # columnfc with its configured epochs (a reference costs what the grid's does); resnet18 short
+                     refs={"digits_resnet18": ["--ref_models", "2", "--epochs", "2", "--prune_epochs", "1"],
+                           "synthetic_purchase_columnfc": ["--ref_models", "4"]}),
     # Full: columnfc as configured (5 shadows, 50 + 25 epochs) except the attack epochs (SAMIA at 100 epochs
     # on 5 shadows alone takes ~15 min on 2 cores); resnet18 with 3 shadows and short epochs.
     "full": Profile(repeats=4, min_seconds=1.0, fit_epochs=4, exhaustive_rows=5000,
@@ -86,7 +90,9 @@ PROFILES = {
                                                   "--attack_epochs", "20"],
                               "synthetic_purchase_columnfc": ["--attack_epochs", "20"]},
                     workers={"digits_resnet18": ["--shadow_num", "3", "--epochs", "4", "--early_stop", "4"],
-                             "synthetic_purchase_columnfc": ["--shadow_num", "5"]}),
+                             "synthetic_purchase_columnfc": ["--shadow_num", "5"]},
+                    refs={"digits_resnet18": ["--ref_models", "4", "--epochs", "6", "--prune_epochs", "3"],
+                          "synthetic_purchase_columnfc": ["--ref_models", "16"]}),
 }
 
 
@@ -355,7 +361,7 @@ def bench_pipeline(stem: str, prof: Profile, threads: int | None) -> tuple[list[
     prune = ["--pruner_name", "l1unstructure", "--prune_sparsity", "0.7"]
     steps = [("pretrain", ["pretrain.py", *common, *shared, *only("--epochs")]),
              ("prune", ["prune.py", *common, *shared, *prune, *only("--prune_epochs")]),
-             ("mia", ["mia.py", *common, *shared, *prune, "--attacks", ",".join(ATTACK_ORDER),
+             ("mia", ["mia.py", *common, *shared, *prune, "--attacks", "all",  # all: skips LiRA/RMIA online
                       *only("--attack_epochs")])]
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="prune_mia_bench_") as tmp:
@@ -422,6 +428,39 @@ def bench_workers(stem: str, prof: Profile) -> list[str]:
     models = 1 + int(flags[flags.index("--shadow_num") + 1])
     return [stem, f"{models} models ({' '.join(flags)})", fmt_s(walls[1]), fmt_s(walls[cores]),
             str(cores), f"**{walls[1] / walls[cores]:.2f}x**"]
+
+
+# ------------------------------------------------------------------------------------ 6. references
+
+def made_rate(log_text: str) -> tuple[int, float]:
+    """(references, seconds) from refs.py's `Made N references in S s` line (training only, no start-up)."""
+    line = [ln for ln in log_text.splitlines() if ln.startswith("Made ")][-1].split()
+    return int(line[1]), float(line[4])
+
+
+def bench_refs(stem: str, prof: Profile, threads: int | None) -> list[list[str]]:
+    """refs.py as the grid runs it: the original references, then the same references pruned (l1unstructure
+    0.6) and fine-tuned; references per hour from refs.py's own timing, and the whole process's wall time."""
+    flags = prof.refs[stem]
+    cfg = load_config(ROOT / "config" / f"{stem}.json")
+    common = ["cpu", f"config/{stem}.json", "--quiet", "--data_root", str(data_root(cfg)), *flags]
+    if threads is not None:
+        common += ["--threads", str(threads)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="prune_mia_bench_") as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "config", work / "config")
+        logs = work / "bench_logs"
+        logs.mkdir()
+        for name, extra in (("original", ["--original"]), ("l1unstructure 0.6", ["--prune_sparsity", "0.6"])):
+            tag = name.split()[0]
+            wall, ok = run_step(f"refs_{tag}", [sys.executable, str(ROOT / "refs.py"), *common, *extra], work, logs)
+            if not ok:
+                return [[stem, name, " ".join(flags), "FAILED", "", ""]]
+            n, seconds = made_rate((logs / f"refs_{tag}.out").read_text())
+            rows.append([stem, name, " ".join(flags), f"{n} in {fmt_s(seconds)}", f"**{3600 * n / seconds:.0f}**",
+                         fmt_s(wall)])
+    return rows
 
 
 # ------------------------------------------------------------------------------------ main
@@ -522,6 +561,15 @@ def main() -> None:
               f"{prof.repeats}, alternating.\n")
         print(table(["config", "what", f"1 process, {os.cpu_count()} threads", "N processes, 1 thread each",
                      "N", "speedup"], rows))
+        print(flush=True)
+
+    if "refs" in sections:
+        say("6. reference models")
+        rows = [r for c in configs for r in bench_refs(c, prof, args.threads)]
+        print("### 6. Reference models for LiRA / RMIA online (`refs.py`, one process)\n")
+        print("Pruned references start from the original ones, so their rate is prune + fine-tune only; a "
+              "pruned setting made from scratch costs both rows.\n")
+        print(table(["config", "references", "flags", "made", "references per hour", "refs.py wall"], rows))
         print(flush=True)
 
     load1 = os.getloadavg()

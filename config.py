@@ -77,6 +77,10 @@ class Config:
     prune_iter: int = key(5, help="rounds of iterative pruning (round 0 dense)", kind=int, minimum=2, maximum=1000)
     memscore: dict[str, float] = key(help="mem-score models K, subset fraction, epochs (0: the config's)",
                                      kind=dict, flag=False, factory=_memscore)
+    ref_models: int = key(16, help="reference models per setting (LiRA / RMIA online; refs.py trains them)",
+                          kind=int, minimum=1, maximum=10_000)
+    n_bootstrap: int = key(200, help="bootstrap resamples for the AUC and TPR-at-0.1-percent-FPR intervals (0: none)",
+                           kind=int, minimum=0, maximum=100_000)
     # Not a JSON key: filled in from the config path.
     stem: str = ""
 

@@ -32,6 +32,7 @@ from training import SplitTensors, TrainConfig
 
 # Seed offsets of the phases that draw random numbers for one model (init, data order, dropout, noise).
 PHASE_SEED = {"pretrain": 0, "prune": 1}
+MAX_SHADOWS = 1000  # config.shadow_num's maximum: reference seeds start above every shadow's
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ def model_seed(cfg: Config, shadow: int | None, phase: str) -> int:
     the same models as an uninterrupted one."""
     index = 0 if shadow is None else shadow + 1
     return cfg.seed + 1000 * index + PHASE_SEED[phase]
+
+
+def reference_seed(cfg: Config, index: int, phase: str) -> int:
+    """Reference model i's seed, disjoint from the victim's and every shadow's (model_seed)."""
+    return cfg.seed + 1000 * (MAX_SHADOWS + 1 + index) + PHASE_SEED[phase]
 
 
 def feature_seed(cfg: Config, shadow: int | None) -> int:
@@ -144,6 +150,10 @@ class Experiment:
         """The victim's (shadow=None) or shadow i's train/dev/test tensors, sliced from the on-device pool."""
         parts = (self.splits.victim_train, self.splits.victim_dev, self.splits.victim_test) if shadow is None \
             else self.splits.shadows[shadow]
+        return self.tensors_of(parts)
+
+    def tensors_of(self, parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> SplitTensors:
+        """Train/dev/test tensors of any three index arrays into the pool (reference models use it)."""
         x, y = self.pool.x, self.pool.y
         pieces = []
         for idx in parts:
@@ -191,7 +201,10 @@ class Experiment:
 
     def load_model(self, setting: ModelSetting, shadow: int | None) -> tuple[nn.Module, dict[str, Any]]:
         """A model from its best.pth; a pruned one gets its masks re-attached so zeros stay zeros."""
-        path, hint = self.checkpoint_path(setting, shadow), self.make_command(setting)
+        return self.load_model_at(self.checkpoint_path(setting, shadow), self.make_command(setting))
+
+    def load_model_at(self, path: Path, hint: str) -> tuple[nn.Module, dict[str, Any]]:
+        """`load_model` for a checkpoint anywhere (reference models); `hint` is the command that makes it."""
         ckpt = load_checkpoint(path, hint)
         model = build_model(self.cfg.model_name, self.cfg.num_cls, self.cfg.input_dim)
         try:
@@ -258,11 +271,15 @@ def for_each_model(exp: Experiment, work: ModelWork, log_name: str) -> None:
     processes finish the same models sooner (bench.py measures it). Each model has its own seed, so the
     models are the same as in one process up to float reduction order (thread count).
     """
-    todo = exp.roles()
+    for_each_index(exp, work, exp.roles(), log_name)
+
+
+def for_each_index(exp: Experiment, work: Callable[[Experiment, Any], None], todo: list[Any], log_name: str) -> None:
+    """`for_each_model` over any picklable items (refs.py: reference indices), spread the same way."""
     workers = exp.opts.workers
-    if workers == 1 or len(todo) == 1:
-        for shadow in todo:
-            work(exp, shadow)
+    if workers == 1 or len(todo) <= 1:
+        for item in todo:
+            work(exp, item)
         return
     workers = min(workers, len(todo))
     threads = max(1, (exp.opts.threads or torch.get_num_threads()) // workers)
@@ -276,10 +293,11 @@ def for_each_model(exp: Experiment, work: ModelWork, log_name: str) -> None:
             job.result()  # re-raises a worker's UserError here, after the other workers finished
 
 
-def _model_worker(opts: RunOptions, cfg: Config, log_name: str, work: ModelWork, shadows: list[int | None]) -> None:
+def _model_worker(opts: RunOptions, cfg: Config, log_name: str, work: Callable[[Experiment, Any], None],
+                  items: list[Any]) -> None:
     exp = open_experiment(opts, cfg, log_name)
-    for shadow in shadows:
-        work(exp, shadow)
+    for item in items:
+        work(exp, item)
 
 
 def check_setting(cfg: Config, setting: ModelSetting, options: DefenseOptions) -> None:

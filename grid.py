@@ -45,6 +45,9 @@ class GridBlock:
     unknown: int = 0               # Table 1: random (victim, shadow) setting pairs
     flags: str = ""                # extra flags for every step (the quick profile's reductions)
     study_attacks: str = "all"     # attacks of the defense and unknown-setting runs
+    refs: bool = False             # refs.py for the original and the settings below (LiRA / RMIA online)
+    ref_sparsities: tuple[float, ...] | None = None  # plain settings that get references (None: every one,
+    #                                                  defended ones included)
 
     def commands(self) -> list[str]:
         """The steps in dependency order: pretrain, plain prunes, defended prunes, then the attacks."""
@@ -57,6 +60,7 @@ class GridBlock:
                     for d, args in self.defenses.items() for a in args]
         cmds = [step("pretrain.py")]
         cmds += [step("prune.py", m.flags()) for m in plain + defended]
+        cmds += [step("refs.py", m.flags() or "--original") for m in self.ref_settings(plain, defended)]
         cmds.append(step("mia.py", "--original --attacks all"))
         cmds += [step("mia.py", f"{m.flags()} --attacks all") for m in plain]
         for m in defended:
@@ -71,6 +75,14 @@ class GridBlock:
                                        f"--attacks {self.study_attacks}"))
         return cmds
 
+    def ref_settings(self, plain: list[ModelSetting], defended: list[ModelSetting]) -> list[ModelSetting]:
+        """The settings whose reference models the block trains (the original first: the others start from it)."""
+        if not self.refs:
+            return []
+        if self.ref_sparsities is None:
+            return [ModelSetting.original(), *plain, *defended]
+        return [ModelSetting.original(), *(m for m in plain if m.sparsity in self.ref_sparsities)]
+
     def names(self) -> tuple[set[str], set[str], set[str]]:
         """(pruners, defenses, attacks) this block names, for `check_names`."""
         attacks = {a for a in self.study_attacks.split(",") if a != "all"}
@@ -81,23 +93,28 @@ class GridBlock:
 # (paper 5), 10 attack epochs at the paper's SAMIA lr 0.01 (paper 100), digits_resnet18 at one sparsity,
 # shorter defense sweeps, and SAMIA + the threshold family only for the defense and unknown-setting runs.
 # SAMIA dominates a CPU run (a transformer over C tokens per row), hence these cuts.
+# LiRA / RMIA online on the synthetic config, original and l1unstructure 0.6, with 8 references (each
+# columnfc reference trains in 1-2 s plus its fine-tuning: ~30 s per setting on an idle 2-core CPU; the other
+# settings run the offline variants on the 2 shadows, and `--attacks all` skips the online ones there).
 QUICK_FLAGS = "--shadow_num 2 --attack_epochs 10 --attack_lr 0.01"
+QUICK_REF_MODELS = 8
 QUICK = [  # the longest chain first, so the two workers finish together
     GridBlock("synthetic_purchase_columnfc", sparsities=(0.6, 0.9), defenses=QUICK_DEFENSES, unknown=2,
-               flags=QUICK_FLAGS, study_attacks="samia,threshold"),
+               flags=f"{QUICK_FLAGS} --ref_models {QUICK_REF_MODELS}", study_attacks="samia,threshold",
+               refs=True, ref_sparsities=(0.6,)),
     GridBlock("digits_resnet18", pruners=ALL_PRUNERS, sparsities=(0.7,), flags=QUICK_FLAGS + " --prune_epochs 4"),
     GridBlock("digits_columnfc", sparsities=PAPER_SPARSITIES, flags=QUICK_FLAGS),
 ]
 
 CNN_CONFIGS = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "dense", "vgg16")]
 PAPER = (
-    [GridBlock(c, pruners=ALL_PRUNERS, unknown=20,
+    [GridBlock(c, pruners=ALL_PRUNERS, unknown=20, refs=True,
                 defenses=PAPER_DEFENSES if c.startswith("cifar10_") or c.endswith("_resnet18") else {},
                 defense_pruners=ALL_PRUNERS if c == "cifar10_resnet18" else ("l1unstructure",))
      for c in CNN_CONFIGS]
-    + [GridBlock(c, defenses=PAPER_DEFENSES) for c in ("location", "purchase", "texas100")]
+    + [GridBlock(c, defenses=PAPER_DEFENSES, refs=True) for c in ("location", "purchase", "texas100")]
     # Table 2: other train/test/dev ratios of CIFAR10 ResNet18, L1-unstructured 0.7.
-    + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,)) for r in ("50_40", "60_30", "70_20")]
+    + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,), refs=True) for r in ("50_40", "60_30", "70_20")]
 )
 PROFILES = {"quick": QUICK, "paper": PAPER}
 

@@ -26,10 +26,18 @@ import torch
 from torch import nn
 
 import pruner
+import references
 from attackers import ATTACKS, AttackInput, AttackResult, TargetAccess, artifact_line, create_attack, resolve_attacks
-from attackers.features import (confidence_gap, generalization_gap, predict_proba, sensitivity,
-                                sensitivity_gap, true_class)
+from attackers.features import (
+    confidence_gap,
+    generalization_gap,
+    predict_proba,
+    sensitivity,
+    sensitivity_gap,
+    true_class,
+)
 from attackers.metrics import attack_metrics
+from attackers.refstats import lira_statistic
 from cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of
 from config import Config
 from errors import UserError
@@ -124,6 +132,126 @@ def attack_input(exp: Experiment, victim: ModelFeatures, shadows: list[ModelFeat
                        target_labels=victim.labels, target_member=victim.member, num_cls=exp.cfg.num_cls)
 
 
+@dataclass
+class ReferenceSet:
+    """Reference models of one kind ("online": refs.py's, trained on halves of a population holding the targets;
+    "offline": the shadows, which never saw the victim's data) and who trained on what."""
+
+    kind: str
+    models: list[nn.Module]
+    target_in: np.ndarray       # (n targets, R) bool
+    population: np.ndarray      # pool indices of RMIA's / loss's population points z (the victim never saw them)
+    population_in: np.ndarray   # (m, R) bool
+
+
+def targets_of(exp: Experiment) -> np.ndarray:
+    """Pool indices of the target rows: the victim's members then its non-members (model_features' order)."""
+    return np.concatenate([exp.splits.victim_train, exp.splits.victim_test])
+
+
+def refs_command(exp: Experiment, setting: AttackSetting) -> str:
+    return exp.command("refs.py", (setting.victim.flags() or "--original") + f" --ref_models {exp.cfg.ref_models}")
+
+
+def reference_shortfall(exp: Experiment, setting: AttackSetting, attack: type) -> tuple[str, str] | None:
+    """(problem, hint) when the references `attack` reads are missing or too few, else None."""
+    cfg, kind, need = exp.cfg, attack.reference_set, attack.min_references
+    if kind is None:
+        return None
+    if kind == "offline":
+        if cfg.shadow_num < need:
+            return (f"{attack.name} uses the {cfg.shadow_num} shadow model(s) as offline references and needs at "
+                    f"least {need}", f"pretrain and prune with --shadow_num {need} or more")
+        return None
+    if cfg.ref_models < need:
+        return f"{attack.name} needs at least {need} reference models, ref_models is {cfg.ref_models}", \
+            f"pass --ref_models {need} or more"
+    folder = setting.victim.refs_folder(exp.root)
+    missing = references.missing_references(folder, cfg.ref_models)
+    if missing:
+        return (f"{attack.name} needs {cfg.ref_models} reference models in {folder}; "
+                f"{cfg.ref_models - len(missing)} exist", f"make them with: {refs_command(exp, setting)}")
+    return None
+
+
+def usable_attacks(exp: Experiment, setting: AttackSetting, names: list[str], explicit: bool) -> list[str]:
+    """`names` whose reference models exist. An attack named on the command line without them is a UserError;
+    under `--attacks all` it is skipped with a log line (all = every attack whose inputs exist)."""
+    keep = []
+    for name in names:
+        problem = reference_shortfall(exp, setting, ATTACKS.get(name))
+        if problem is None:
+            keep.append(name)
+        elif explicit:
+            raise UserError(*problem)
+        else:
+            log.info(f"{name}: skipped under --attacks all ({problem[0]}; {problem[1]})")
+    return keep
+
+
+def online_references(exp: Experiment, setting: AttackSetting) -> ReferenceSet:
+    """refs.py's references of the victim's setting, checked against this split and setting."""
+    s, cfg = exp.splits, exp.cfg
+    population, offline = references.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)
+    folder = setting.victim.refs_folder(exp.root)
+    membership = references.load_reference_membership(folder / references.MEMBERSHIP, population, cfg.seed)
+    if len(membership) < cfg.ref_models:
+        raise UserError(f"{folder / references.MEMBERSHIP} lists {len(membership)} references, "
+                        f"ref_models is {cfg.ref_models}", f"make them with: {refs_command(exp, setting)}")
+    membership = membership[:cfg.ref_models]
+    wanted, digest = setting.victim.prefix or "original", references.population_hash(population)
+    models = []
+    for i in range(cfg.ref_models):
+        path = references.reference_dir(folder, i) / references.CHECKPOINT
+        model, ckpt = exp.load_model_at(path, refs_command(exp, setting))
+        if ckpt.get("setting") != wanted or ckpt.get("population_hash") != digest:
+            raise UserError(f"reference {path} was made for another victim setting or split "
+                            f"({ckpt.get('setting')}, population {ckpt.get('population_hash')}; this run: "
+                            f"{wanted}, population {digest})", "delete the folder's references and rerun refs.py")
+        models.append(model)
+    log.info(f"Loaded {len(models)} online references from {folder}")
+    return ReferenceSet("online", models, references.membership_of(membership, population, targets_of(exp)),
+                        offline, references.membership_of(membership, population, offline))
+
+
+def offline_references(exp: Experiment, shadow_models: list[nn.Module]) -> ReferenceSet:
+    """The shadows as offline references; z = the points the victim never saw that at least one shadow did
+    not train on either (RMIA offline needs an OUT reference for every z)."""
+    s = exp.splits
+    _, offline = references.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)
+    trains = [part[0] for part in s.shadows[:len(shadow_models)]]
+
+    def seen(points: np.ndarray) -> np.ndarray:
+        return np.stack([np.isin(points, t) for t in trains], axis=1)
+    z_in = seen(offline)
+    keep = ~z_in.all(axis=1)
+    return ReferenceSet("offline", shadow_models, seen(targets_of(exp)), offline[keep], z_in[keep])
+
+
+def phi(exp: Experiment, model: nn.Module, points: np.ndarray) -> np.ndarray:
+    """LiRA's logit-scaled true-class confidence of `model` on pool points (attackers/refstats.py)."""
+    idx = torch.as_tensor(points, dtype=torch.long, device=exp.pool.x.device)
+    probs = predict_proba(model, exp.pool.x[idx])
+    return lira_statistic(exp.pool.y[idx].cpu().numpy(), probs=probs)
+
+
+def reference_fields(exp: Experiment, victim_model: nn.Module, refs: ReferenceSet, out: Path) -> dict[str, Any]:
+    """The AttackInput's reference fields for one set, also saved per target point (references_<kind>.npz)."""
+    targets = targets_of(exp)
+    fields = {
+        "target_stat": phi(exp, victim_model, targets),
+        "reference_stats": np.stack([phi(exp, m, targets) for m in refs.models], axis=1),
+        "reference_in": refs.target_in,
+        "population_stat": phi(exp, victim_model, refs.population),
+        "population_ref_stats": np.stack([phi(exp, m, refs.population) for m in refs.models], axis=1),
+        "population_ref_in": refs.population_in,
+    }
+    member = np.r_[np.ones(len(exp.splits.victim_train), np.int64), np.zeros(len(exp.splits.victim_test), np.int64)]
+    atomic_save_npz(out / f"references_{refs.kind}.npz", target_indices=targets, member=member,
+                    population_indices=refs.population, **fields)
+    return fields
+
+
 def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, ckpt: dict[str, Any],
                 feature_seconds: float) -> AttackRecord:
     """Everything but the attack: the setting and the victim's numbers of DESIGN §9 (accuracies, sparsity,
@@ -150,7 +278,8 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
 def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np.ndarray, out: Path,
            seconds: float) -> AttackRecord:
     """Log the artifact's line, save per-sample scores, append the results record; returns the record."""
-    metrics = attack_metrics(member, result.scores, result.decisions)
+    metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
+                             seed=exp.cfg.seed)
     line = artifact_line(result.name)
     if line is not None:
         log.info(line.format(result.paper_acc))
@@ -160,19 +289,25 @@ def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np
         base, attack=result.name, paper_acc=result.paper_acc, acc=metrics["acc"],
         balanced_acc=metrics["balanced_acc"], auc=metrics["auc"], tpr_at_1pct_fpr=metrics["tpr_at_1pct_fpr"],
         tpr_at_0_1pct_fpr=metrics["tpr_at_0.1pct_fpr"], n_members=metrics["n_members"],
-        n_nonmembers=metrics["n_nonmembers"], attack_seconds=seconds, scores_file=str(scores_file),
+        n_nonmembers=metrics["n_nonmembers"], tpr_at_0_01pct_fpr=metrics["tpr_at_0.01pct_fpr"],
+        auc_ci_low=metrics.get("auc_ci_low"), auc_ci_high=metrics.get("auc_ci_high"),
+        tpr_at_0_1pct_fpr_ci_low=metrics.get("tpr_at_0.1pct_fpr_ci_low"),
+        tpr_at_0_1pct_fpr_ci_high=metrics.get("tpr_at_0.1pct_fpr_ci_high"), n_bootstrap=exp.cfg.n_bootstrap,
+        n_references=result.extra.get("n_references"), attack_seconds=seconds, scores_file=str(scores_file),
         time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     append_record(exp.logs / "results.jsonl", record)
     return record
 
 
 def print_table(records: list[AttackRecord]) -> None:
-    head = f"{'attack':<10} {'paper acc':>9} {'acc':>7} {'bal acc':>7} {'AUC':>7} {'TPR@1%':>7} {'TPR@.1%':>7}"
+    head = (f"{'attack':<13} {'paper acc':>9} {'acc':>7} {'bal acc':>7} {'AUC':>7} {'TPR@1%':>7} {'TPR@.1%':>7} "
+            f"{'TPR@.01%':>8} {'AUC 95% CI':>15}")
     log.info(head)
     log.info("-" * len(head))
     for r in records:
-        log.info(f"{r.attack:<10} {r.paper_acc:9.2f} {r.acc:7.2f} {r.balanced_acc:7.2f} "
-                 f"{r.auc:7.2f} {r.tpr_at_1pct_fpr:7.2f} {r.tpr_at_0_1pct_fpr:7.2f}")
+        ci = f"{r.auc_ci_low:6.2f}-{r.auc_ci_high:6.2f}" if r.auc_ci_low is not None else "-"
+        log.info(f"{r.attack:<13} {r.paper_acc:9.2f} {r.acc:7.2f} {r.balanced_acc:7.2f} {r.auc:7.2f} "
+                 f"{r.tpr_at_1pct_fpr:7.2f} {r.tpr_at_0_1pct_fpr:7.2f} {r.tpr_at_0_01pct_fpr:8.2f} {ci:>15}")
 
 
 def pending_attacks(out: Path, names: list[str], overwrite: bool) -> list[str]:
@@ -191,9 +326,11 @@ def main() -> None:
     setting = attack_setting(ns, cfg)
     exp = open_experiment(opts, cfg, f"mia_{setting.name}.log")
     out = exp.root / "mia" / setting.name
-    todo = pending_attacks(out, names, opts.overwrite)
+    explicit = "all" not in [a.strip() for a in ns.attacks.split(",")]
+    todo = pending_attacks(out, usable_attacks(exp, setting, names, explicit), opts.overwrite)
     if not todo:
-        log.info(f"{setting.name}: every requested attack finished earlier, skipped (use --overwrite to redo)")
+        log.info(f"{setting.name}: every usable requested attack finished earlier, skipped (use --overwrite to "
+                 "redo; attacks skipped for lack of references are listed above)")
         return
     (victim_model, victim_ckpt), shadow_models = load_all(exp, setting)
     start = time.perf_counter()
@@ -208,6 +345,10 @@ def main() -> None:
     data = attack_input(exp, victim, shadows)
     for attack in attacks:
         data = dataclasses.replace(data, **attack.prepare(target))
+    ref_sets = {"online": lambda: online_references(exp, setting),
+                "offline": lambda: offline_references(exp, shadow_models)}
+    kinds = dict.fromkeys(a.reference_set for a in attacks if a.reference_set)
+    ref_fields = {kind: reference_fields(exp, victim_model, ref_sets[kind](), out) for kind in kinds}
     atomic_save_npz(out / "features.npz", conf=true_class(victim.probs, victim.labels),
                     sens=true_class(victim.sens, victim.labels), member=victim.member, labels=victim.labels)
     base = base_record(exp, setting, victim, victim_ckpt, seconds_since(start))
@@ -219,7 +360,7 @@ def main() -> None:
     records = []
     for attack in attacks:
         t0 = time.perf_counter()
-        results = attack.run(data)
+        results = attack.run(dataclasses.replace(data, **ref_fields.get(attack.reference_set, {})))
         seconds = seconds_since(t0) / len(results)
         records += [report(exp, r, base, victim.member, out, seconds) for r in results]
     print_table(records)

@@ -31,6 +31,7 @@ from errors import UserError
 from storage import atomic_save_npz
 
 CHECKPOINT = "best.pth"  # the file every step writes in a model folder
+MEMBERSHIP = "membership.npz"  # beside a setting's references: which population points each trained on
 
 
 def _indices(population_indices: np.ndarray) -> np.ndarray:
@@ -158,3 +159,27 @@ def membership_of(membership: np.ndarray, population_indices: np.ndarray, points
     out = np.zeros((points.size, membership.shape[0]), bool)
     out[found] = membership[:, order[pos_clipped[found]]].T
     return out
+
+
+def victim_populations(n_pool: int, victim_train: np.ndarray, victim_dev: np.ndarray,
+                       victim_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(online, offline) populations of one victim: offline = the pool points the victim never saw (the
+    shadow pool), online = the victim's members and non-members plus the offline points. The offline
+    points are the population z of RMIA in both, so online references saw each z in about half the runs,
+    as they saw each target (Pr(z) and Pr(x) are then estimated alike)."""
+    offline = offline_population(n_pool, [victim_train, victim_dev, victim_test])
+    return online_population(victim_train, victim_test, offline), offline
+
+
+def reference_split(population_indices: np.ndarray, row: np.ndarray, dev_per_train: float, seed: int,
+                    index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool indices (train, dev, test) of reference `index`: train = its IN half (`row`); dev and test come
+    from its OUT half, dev sized as the victim's (dev_per_train x train), for the same early stopping.
+
+    Early stopping on OUT points makes the kept epoch depend weakly on them; they stay OUT (never trained
+    on), which is all LiRA / RMIA assume. The draw depends on (seed, index) only, so it is stable."""
+    pop = _indices(population_indices)
+    row = np.asarray(row, bool)
+    out = pop[~row][np.random.default_rng([seed, index, 1]).permutation(int((~row).sum()))]
+    n_dev = min(max(1, round(dev_per_train * int(row.sum()))), out.size - 1)
+    return pop[row], out[:n_dev], out[n_dev:]

@@ -850,8 +850,127 @@ def fig_roc(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
     return entries
 
 
+# ----------------------------------------------------------------------------------------------- reference attacks
+# Issue 15: LiRA / RMIA with reference models, low-FPR figures with bootstrap intervals, original vs pruned at
+# equal utility. The reference-model attacks and the paper's SAMIA, in this order, where present.
+REFERENCE_ATTACKS = ("lira_online", "lira_offline", "rmia_online", "rmia_offline", "samia", "loss", "mentr")
+
+
+def ci_text(value: Any, low: Any, high: Any) -> str:
+    """`v [lo, hi]` (one decimal), `v` without an interval, '' without a value."""
+    if value is None or pd.isna(value):
+        return ""
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{value:.1f}"
+    return f"{value:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def resolution_note(n_nonmembers: Any) -> str:
+    """What the low-FPR figures of a setting can resolve: at FPR f one needs more than 1/f non-members."""
+    if n_nonmembers is None or pd.isna(n_nonmembers):
+        return ""
+    n = int(n_nonmembers)
+    lost = [f"{f * 100:g} %" for f in (0.001, 0.0001) if not metrics.resolvable(n, f)]
+    return f"{n} non-members: TPR at {' and '.join(lost)} FPR is the TPR at FPR 0" if lost else ""
+
+
+def original_vs_pruned(df: pd.DataFrame) -> pd.DataFrame:
+    """Per config and plain setting (the original first): test accuracy, then per reference attack the AUC
+    and TPR at 0.1 % FPR with 95 % bootstrap intervals, TPR at 0.01 %, references used, resolution note."""
+    wanted = plain(df)[plain(df)["attack"].isin(REFERENCE_ATTACKS)].copy()
+    cols = ["config", "setting", "prune_sparsity", "victim_test_acc", "attack", "AUC [95% CI]",
+            "TPR@0.1%FPR [95% CI]", "TPR@0.01%FPR", "references", "n_nonmembers", "note"]
+    if wanted.empty:
+        return pd.DataFrame(columns=cols)
+    wanted = wanted.reindex(columns=[*wanted.columns, *(c for c in (
+        "auc_ci_low", "auc_ci_high", "tpr_at_0.1pct_fpr_ci_low", "tpr_at_0.1pct_fpr_ci_high", "tpr_at_0.01pct_fpr",
+        "n_references") if c not in wanted.columns)])
+    rank = {a: i for i, a in enumerate(REFERENCE_ATTACKS)}
+    wanted["_rank"] = wanted["attack"].map(rank)
+    wanted = wanted.sort_values(["config", "original", "prune_sparsity", "setting", "_rank"],
+                                ascending=[True, False, True, True, True], na_position="first", kind="stable")
+    out = pd.DataFrame({
+        "config": wanted["config"], "setting": wanted["setting"], "prune_sparsity": wanted["prune_sparsity"],
+        "victim_test_acc": wanted["victim_test_acc"], "attack": wanted["attack"],
+        "AUC [95% CI]": [ci_text(*v) for v in zip(wanted["auc"], wanted["auc_ci_low"], wanted["auc_ci_high"])],
+        "TPR@0.1%FPR [95% CI]": [ci_text(*v) for v in zip(wanted["tpr_at_0.1pct_fpr"],
+                                                           wanted["tpr_at_0.1pct_fpr_ci_low"],
+                                                           wanted["tpr_at_0.1pct_fpr_ci_high"])],
+        "TPR@0.01%FPR": wanted["tpr_at_0.01pct_fpr"], "references": wanted["n_references"],
+        "n_nonmembers": wanted["n_nonmembers"], "note": wanted["n_nonmembers"].map(resolution_note)})
+    return out[cols].reset_index(drop=True)
+
+
+def iso_accuracy_panels(rows: pd.DataFrame) -> list[Panel]:
+    """Leakage (AUC; TPR at 0.1 % FPR) against victim test accuracy, one line per attack over the settings
+    (points labelled with the sparsity; 'orig' = unpruned): pruned and original models at equal utility."""
+    panels = []
+    for metric, label in (("auc", "attack AUC (%)"), ("tpr_at_0.1pct_fpr", "TPR at 0.1 % FPR (%)")):
+        series = []
+        for attack in REFERENCE_ATTACKS:
+            g = rows[rows["attack"] == attack].sort_values("victim_test_acc")
+            if g.empty or metric not in g:
+                continue
+            notes = ["orig" if o else f"{s:g}" for o, s in zip(g["original"], g["prune_sparsity"])]
+            series.append(Series(attack, g["victim_test_acc"].to_numpy(float), g[metric].to_numpy(float),
+                                 style=LINE, notes=notes))
+        panels.append(Panel(f"{label} vs utility", TEST_ACC_LABEL, label, series))
+    return panels
+
+
+def fig_iso_accuracy(df: pd.DataFrame, out: Path) -> list[Entry]:
+    entries = []
+    rows = plain(df)[plain(df)["attack"].isin(REFERENCE_ATTACKS)]
+    for config, g in rows.groupby("config", sort=False):
+        if g["setting"].nunique() < 2:
+            entries.append(skip("Reference attacks", f"iso-accuracy view for {config}", "fewer than 2 settings"))
+            continue
+        entries.append(figure("Reference attacks", out, f"iso_accuracy_{config}.png", iso_accuracy_panels(g),
+                              f"Leakage vs test accuracy: {config}",
+                              f"Iso-accuracy view for {config}: AUC and TPR at 0.1 % FPR of LiRA, RMIA, SAMIA "
+                              "(and loss / mentr) against the victim's test accuracy across sparsities; compare "
+                              "models at equal test accuracy, not equal sparsity.", ncols=2))
+    return entries
+
+
+def fig_roc_every_attack(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
+    """Log-log ROC per setting with every attack that saved scores, down to FPR 1/n."""
+    entries = []
+    for (config, setting), rows in df.groupby(["config", "setting"], sort=False):
+        series, missing, n = roc_series(rows, root)
+        if not series:
+            continue
+        lo = 1.0 / max(n, 1)  # the smallest FPR a setting with n non-members has
+        series.append(Series("random guess (TPR = FPR)", [lo, 1.0], [lo, 1.0],
+                             style={"linestyle": "--", "color": "gray"}))
+        panel = Panel(f"{n} non-members, every attack", "false positive rate (fraction, log)",
+                      "true positive rate (fraction, log)", series, loglog=True, limits=(lo, 1.0))
+        note = f"; no scores for {', '.join(missing)}" if missing else ""
+        entries.append(figure("Reference attacks", out, f"roc/{config}/{setting}_all.png", [panel],
+                              f"ROC (log-log), every attack: {config} {setting}",
+                              f"Log-log ROC of every attack on {config} {setting} from FPR 1/n = {lo:.2g}{note}."))
+    return entries
+
+
+def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
+    """Issue 15's outputs: the original-vs-pruned table, the iso-accuracy view, ROC with every attack."""
+    table = original_vs_pruned(df)
+    notes = sorted({f"{c}: {n}" for c, n in zip(table["config"], table["note"]) if n})
+    intro = ("Per config, the original (unpruned) model and each pruned one: victim test accuracy (%), and per "
+             "attack the AUC and TPR at 0.1 % FPR (%) with 95 % bootstrap intervals (resampling target points), "
+             "the TPR at 0.01 % FPR and the number of reference models (online: refs.py's; offline: the "
+             "shadows). At FPR f a setting needs more than 1/f non-members (10,000 at 0.01 %); below that the "
+             "figure is the TPR at FPR 0." + ("\n\nToo few non-members: " + "; ".join(notes) if notes else ""))
+    md = per_config_markdown("Original vs pruned: reference-model attacks", intro, table.drop(columns="note"))
+    return (write_table(out, "original_vs_pruned", table, "Original vs pruned per config: test accuracy, AUC and "
+                        "TPR at 0.1 % FPR with 95 % CIs for LiRA, RMIA, SAMIA (and loss, mentr); which low-FPR "
+                        "figures are resolvable.", ("original_vs_pruned.md", md))
+            + fig_iso_accuracy(df, out) + fig_roc_every_attack(df, root, out))
+
+
 # ----------------------------------------------------------------------------------------------- index + CLI
-SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16-19", "ROC curves")
+SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16-19", "ROC curves",
+            "Reference attacks")
 
 
 def index_markdown(entries: list[Entry], notes: list[str], logdir: Path, n_records: int) -> str:
@@ -882,7 +1001,7 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     out.mkdir(parents=True, exist_ok=True)
     entries = (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
                + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
-               + fig_roc(df, root, out))
+               + fig_roc(df, root, out) + reference_report(df, root, out))
     (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df)))
     return entries
 

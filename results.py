@@ -1,9 +1,10 @@
 """The results schema: one `AttackRecord` per (setting, attack), the contract between mia.py, which appends
 them to log/<config>/results.jsonl, and report.py, which reads them back (DESIGN §9).
 
-The JSON layout is flat, one object per line, keys as the field names below (two metric names keep their
+The JSON layout is flat, one object per line, keys as the field names below (some metric names keep their
 dotted spelling, e.g. `tpr_at_0.1pct_fpr`). Version 1 records (before the `version` key existed) have the
-same keys, so they load unchanged; keys this version does not know are kept in `extra`, not dropped.
+same keys, so they load unchanged; version 1 and 2 records lack version 3's low-FPR, interval and
+reference-count fields (None); keys this version does not know are kept in `extra`, not dropped.
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from typing import Any
 from errors import UserError
 from storage import append_jsonl
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # field name -> JSON key, where the JSON key is not a Python identifier
-JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr"}
+JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr", "tpr_at_0_01pct_fpr": "tpr_at_0.01pct_fpr",
+              "tpr_at_0_1pct_fpr_ci_low": "tpr_at_0.1pct_fpr_ci_low",
+              "tpr_at_0_1pct_fpr_ci_high": "tpr_at_0.1pct_fpr_ci_high"}
 FIELD_NAMES = {v: k for k, v in JSON_NAMES.items()}
 
 
@@ -66,6 +69,15 @@ class AttackRecord:
     tpr_at_0_1pct_fpr: float | None = None  # ... <= 0.1 %: resolvable with > 1,000 non-members
     n_members: int | None = None            # target points the victim trained on
     n_nonmembers: int | None = None         # target points it never saw
+    # version 3: the lowest FPR, 95 % bootstrap intervals (n_bootstrap resamples of the target points) and
+    # the number of reference models the attack used (None: an attack without references)
+    tpr_at_0_01pct_fpr: float | None = None
+    auc_ci_low: float | None = None
+    auc_ci_high: float | None = None
+    tpr_at_0_1pct_fpr_ci_low: float | None = None
+    tpr_at_0_1pct_fpr_ci_high: float | None = None
+    n_bootstrap: int | None = None
+    n_references: int | None = None
     # provenance
     attack_seconds: float | None = None
     feature_seconds: float | None = None

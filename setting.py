@@ -67,6 +67,10 @@ class ModelSetting:
             return root / ("victim_model" if shadow is None else f"shadow_model_{shadow}")
         return root / (f"{prefix}_model" if shadow is None else f"shadow_{prefix}_model_{shadow}")
 
+    def refs_folder(self, root: Path) -> Path:
+        """refs/<prefix>/ (or refs/original/): this setting's reference models and their membership file."""
+        return root / "refs" / (self.prefix or "original")
+
     def flags(self) -> str:
         """The prune.py / mia.py flags naming this model ('' for the original)."""
         if self.is_original:

@@ -9,7 +9,10 @@ from typing import Any
 
 from attackers.base import Attack, AttackInput, AttackResult, TargetAccess
 from attackers.blindmi import BlindMIAttack
+from attackers.lira import LiraOfflineAttack, LiraOnlineAttack
 from attackers.nn import NNAttack, NNClsAttack, NNTop3Attack
+from attackers.population_loss import LossAttack
+from attackers.rmia import RmiaOfflineAttack, RmiaOnlineAttack
 from attackers.samia import SamiaAttack
 from attackers.threshold import ThresholdAttack
 from errors import UserError
@@ -24,6 +27,12 @@ register_attack(NNAttack)
 register_attack(NNTop3Attack)
 register_attack(NNClsAttack)
 register_attack(BlindMIAttack)
+# Reference-model attacks, one registered name per variant so records and figures tell them apart.
+register_attack(LiraOnlineAttack)
+register_attack(LiraOfflineAttack)
+register_attack(RmiaOnlineAttack)
+register_attack(RmiaOfflineAttack)
+register_attack(LossAttack)
 
 
 def resolve_attacks(spec: str) -> list[str]:

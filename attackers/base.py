@@ -78,8 +78,9 @@ class Attack:
 
     Its class attributes are everything a caller needs, so no caller branches on an attack's name:
     `result_names` (what `run` returns, default just `name`), `artifact_lines` (the artifact's log line per
-    result), `headline` (the results the report's headline table shows) and `prepare` (work before `run`
-    that needs the victim itself; its dict is merged into the AttackInput).
+    result), `headline` (the results the report's headline table shows), `reference_set` / `min_references`
+    (the reference models it reads) and `prepare` (work before `run` that needs the victim itself; its dict
+    is merged into the AttackInput).
     """
 
     name: ClassVar[str] = ""
@@ -89,6 +90,11 @@ class Attack:
     headline: ClassVar[tuple[str, ...]] = ()
     proposed: ClassVar[tuple[str, ...]] = ()  # the paper's own attack (the report's default main attack)
     baseline: ClassVar[tuple[str, ...]] = ()  # the simple attack other results are compared with (Fig 10)
+    # Reference-model attacks: which reference set fills the AttackInput's reference fields ("online": models
+    # trained on halves of a population holding the targets, refs.py; "offline": models that never saw the
+    # victim's data, the shadows), and how many references the attack needs at the least.
+    reference_set: ClassVar[str | None] = None
+    min_references: ClassVar[int] = 0
 
     def __init__(self, config: Any = None) -> None:
         """`config`: an instance of `config_cls` (its defaults when None); attacks without settings keep None."""

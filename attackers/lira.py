@@ -29,7 +29,8 @@ for every target (offline >= 2 OUT); with fixed_variance 1 of each suffices (the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import log_ndtr
@@ -140,3 +141,24 @@ class LiraAttack(Attack):
             extra={"variant": variant, "fixed_variance": cfg.fixed_variance, "n_references": ref.ref_stats.shape[1],
                    "min_in": int(n_in.min()), "min_out": int((ref.ref_stats.shape[1] - n_in).min()),
                    "threshold": threshold, "decision": rule})
+
+
+class LiraOnlineAttack(LiraAttack):
+    """lira_online: the registry's name for the online variant, on references that saw half the targets."""
+
+    name = "lira_online"
+    reference_set = "online"
+    min_references = 4  # >= 2 IN and >= 2 OUT per target; the balanced pairs give N/2 of each
+    variant: ClassVar[str] = "online"
+
+    def __init__(self, config: LiraConfig | None = None) -> None:
+        super().__init__(replace(config or LiraConfig(), variant=self.variant))
+
+
+class LiraOfflineAttack(LiraOnlineAttack):
+    """lira_offline: the offline variant on models that never saw the victim's data (the shadows)."""
+
+    name = "lira_offline"
+    reference_set = "offline"
+    min_references = 2  # >= 2 OUT per target for a per-target variance
+    variant = "offline"

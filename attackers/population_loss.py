@@ -42,6 +42,7 @@ class LossAttack(Attack):
 
     name = "loss"
     config_cls = LossConfig
+    reference_set = "offline"  # reads only the population fields, which every reference set carries
 
     def run(self, data: AttackInput) -> list[AttackResult]:
         if data.population_stat is None or np.size(data.population_stat) == 0:

@@ -25,7 +25,8 @@ and per z (RMIA's point is that it works with very few references).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 
@@ -114,3 +115,24 @@ class RmiaAttack(Attack):
                        "n_references": ref.ref_stats.shape[1], "n_population": int(ref.pop_stat.size),
                        "decision": f"score >= 1 - alpha = {1.0 - cfg.alpha:g}"}))
         return results
+
+
+class RmiaOnlineAttack(RmiaAttack):
+    """rmia_online: the registry's name for the online variant (references that saw half the targets)."""
+
+    name = "rmia_online"
+    reference_set = "online"
+    min_references = 2  # >= 1 IN and >= 1 OUT per target
+    variant: ClassVar[str] = "online"
+
+    def __init__(self, config: RmiaConfig | None = None) -> None:
+        super().__init__(replace(config or RmiaConfig(), variant=self.variant))
+
+
+class RmiaOfflineAttack(RmiaOnlineAttack):
+    """rmia_offline: OUT references only (the shadows), with the paper's `a` approximation."""
+
+    name = "rmia_offline"
+    reference_set = "offline"
+    min_references = 1
+    variant = "offline"

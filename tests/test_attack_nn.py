@@ -81,11 +81,12 @@ def test_feature_widths() -> None:
 
 
 def test_registry_and_resolve() -> None:
-    assert set(ATTACKS.names()) == {"samia", "threshold", "nn", "nn_top3", "nn_cls", "blindmi"}
+    assert set(ATTACKS.names()) == {"samia", "threshold", "nn", "nn_top3", "nn_cls", "blindmi", "lira_online",
+                                    "lira_offline", "rmia_online", "rmia_offline", "loss"}
     assert resolve_attacks("all") == list(ATTACKS.names())
     assert resolve_attacks("nn_cls, samia,nn_cls") == ["nn_cls", "samia"]
     with pytest.raises(UserError) as err:
-        resolve_attacks("samia,lira")
+        resolve_attacks("samia,lira")   # the variants are the names: lira_online, lira_offline
     assert "lira" in err.value.what and "blindmi" in (err.value.hint or "")
     with pytest.raises(UserError):
         resolve_attacks(" , ")

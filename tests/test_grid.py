@@ -24,6 +24,20 @@ def test_block_expands_in_dependency_order() -> None:
     ]
 
 
+def test_reference_models_come_after_the_prunes_and_before_the_attacks() -> None:
+    cmds = GridBlock("c", sparsities=(0.6, 0.9), refs=True, ref_sparsities=(0.6,)).commands()
+    refs = [i for i, c in enumerate(cmds) if c.startswith("python refs.py")]
+    assert [cmds[i] for i in refs] == ["python refs.py config/c.json --original",
+                                       "python refs.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6"]
+    assert max(i for i, c in enumerate(cmds) if "prune.py" in c) < refs[0] < refs[-1] < min(
+        i for i, c in enumerate(cmds) if "mia.py" in c)
+    quick = "\n".join(QUICK[0].commands())
+    assert "refs.py config/synthetic_purchase_columnfc.json --original" in quick and "--ref_models 8" in quick
+    paper_refs = [c for e in PAPER for c in e.commands() if c.startswith("python refs.py")]
+    paper_prunes = [c for e in PAPER for c in e.commands() if c.startswith("python prune.py")]
+    assert len(paper_refs) == len(paper_prunes) + len(PAPER)   # every setting, plus each config's original
+
+
 def test_paper_grid_covers_the_paper() -> None:
     cmds = [c for e in PAPER for c in e.commands()]
     prunes = [c for c in cmds if c.startswith("python prune.py") and "--defend" not in c]

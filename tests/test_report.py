@@ -352,3 +352,28 @@ def test_point_labels_keep_off_the_lines():
         assert ax.texts[0].xyann == (-4, 4)  # 0.9 moved up-left, beside the line
     finally:
         report.plt.close(fig)
+
+
+def test_original_vs_pruned_table_orders_settings_and_says_what_is_unresolvable() -> None:
+    import report
+    from results import AttackRecord
+
+    def rec(setting: str, attack: str, sparsity: float | None, auc: float, n0: int) -> AttackRecord:
+        return AttackRecord(config="c", setting=setting, attack=attack, original=sparsity is None,
+                            pruner_name=None if sparsity is None else "l1unstructure", prune_sparsity=sparsity,
+                            paper_acc=50.0, auc=auc, auc_ci_low=auc - 2, auc_ci_high=auc + 3,
+                            tpr_at_0_1pct_fpr=1.5, tpr_at_0_01pct_fpr=0.5, victim_test_acc=80.0,
+                            n_nonmembers=n0, n_references=8 if attack.startswith(("lira", "rmia")) else None)
+    df = report.normalize([rec("l1unstructure_0.6", "samia", 0.6, 60.0, 2000), rec("l1unstructure_0.6", "lira_online",
+                           0.6, 70.0, 2000), rec("original", "lira_online", None, 65.0, 2000),
+                           rec("original", "threshold_conf", None, 55.0, 2000)])
+    t = report.original_vs_pruned(df)
+    assert list(zip(t["setting"], t["attack"])) == [("original", "lira_online"), ("l1unstructure_0.6", "lira_online"),
+                                                    ("l1unstructure_0.6", "samia")]
+    assert t["AUC [95% CI]"].tolist() == ["65.0 [63.0, 68.0]", "70.0 [68.0, 73.0]", "60.0 [58.0, 63.0]"]
+    assert t["TPR@0.1%FPR [95% CI]"].iloc[0] == "1.5"   # no interval recorded: the value alone
+    assert t["references"].iloc[0] == 8
+    # 2,000 non-members resolve 0.1 % (2 false positives) but not 0.01 % (0.2 of one)
+    assert t["note"].iloc[0] == "2000 non-members: TPR at 0.01 % FPR is the TPR at FPR 0"
+    assert report.resolution_note(20_000) == ""
+    assert report.resolution_note(1000) == "1000 non-members: TPR at 0.1 % and 0.01 % FPR is the TPR at FPR 0"
