@@ -3,7 +3,8 @@ the wall time of every step of one full setting run through the real scripts, an
 trained in one process vs `--workers` processes.
 
     python bench.py [--quick] [--threads N] [--configs digits_resnet18,synthetic_purchase_columnfc]
-                    [--sections train,sens,threshold,pipeline,workers]
+                    [--sections train,sens,threshold,pipeline,workers,samia,ensemble,cuda]
+                    [--device cuda|cpu --bench_rows N]   # the cuda section (see bench_cuda.py)
 
 Prints Markdown tables (paste them into the README); writes nothing in the repository (sections 4-5 run in
 temporary folders). Every comparison is measured in the same run, with the two sides interleaved and the
@@ -54,7 +55,7 @@ from models import count_parameters  # noqa: E402
 from training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
 
 CONFIGS = ("digits_resnet18", "synthetic_purchase_columnfc")
-SECTIONS = ("train", "sens", "threshold", "pipeline", "workers")
+SECTIONS = ("train", "sens", "threshold", "pipeline", "workers", "samia", "ensemble", "cuda")
 THRESHOLD_FAMILY = ("conf", "xent", "entr", "mentr", "top1_conf", "hconf")  # ThresholdAttack's six results
 ATTACK_ORDER = ("threshold", "nn", "nn_top3", "nn_cls", "samia", "blindmi")
 
@@ -474,6 +475,51 @@ def bench_workers(stem: str, prof: Profile) -> list[str]:
             str(cores), f"**{walls[1] / walls[cores]:.2f}x**"]
 
 
+# ------------------------------------------------------------------------------------ 6. SAMIA epoch
+
+def samia_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                shuffle: torch.Generator) -> None:
+    """One epoch of attackers.nn.train_attack_model's inner loop (same batches, loss and optimiser step)."""
+    from attackers.nn import _batches
+    model.train()
+    for idx in _batches(x.shape[0], 128, shuffle, x.device):
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def bench_samia(prof: Profile, rows: int = 5400) -> list[list[str]]:
+    """One SAMIA training epoch, nn.TransformerEncoder (before) vs our encoder layer (now), interleaved.
+
+    5,400 rows is synthetic_purchase_columnfc's pooled shadow rows; the features are random (the time of an
+    epoch does not depend on the values). Both models start from the same weights.
+    """
+    from attackers.samia import SamiaTransformer
+    from attackers.samia_reference import ReferenceSamiaTransformer
+    from models import init_weights
+    out = []
+    for num_cls in (20, 10):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(rows, 3 * num_cls, generator=gen)
+        y = torch.randint(0, 2, (rows,), generator=gen)
+        sides = {}
+        for name, cls in (("before", ReferenceSamiaTransformer), ("now", SamiaTransformer)):
+            torch.manual_seed(1)
+            model = init_weights(cls(num_cls))
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+            sides[name] = (model, opt, torch.Generator().manual_seed(2))
+        best = {name: math.inf for name in sides}
+        for _ in range(prof.repeats + 1):  # +1: the first round also warms up allocator and kernels
+            for name, (model, opt, shuffle) in sides.items():
+                t0 = now()
+                samia_epoch(model, opt, x, y, shuffle)
+                best[name] = min(best[name], now() - t0)
+        out.append([f"{rows:,} x {num_cls}", fmt_s(best["before"]), fmt_s(best["now"]),
+                    f"{best['before'] / best['now']:.2f}x"])
+    return out
+
+
 # ------------------------------------------------------------------------------------ main
 
 def main() -> None:
@@ -572,6 +618,14 @@ def main() -> None:
               f"{prof.repeats}, alternating.\n")
         print(table(["config", "what", f"1 process, {os.cpu_count()} threads", "N processes, 1 thread each",
                      "N", "speedup"], rows))
+        print(flush=True)
+
+    if "samia" in sections:
+        say("6. SAMIA epoch")
+        rows = bench_samia(prof)
+        print("### 6. SAMIA: one training epoch, before (nn.TransformerEncoder) vs now (own encoder layer)\n")
+        print(f"Batch 128, SGD, random features; best of {prof.repeats} interleaved epochs after one warm-up.\n")
+        print(table(["rows x classes", "before", "now", "speedup"], rows))
         print(flush=True)
 
     load1 = os.getloadavg()

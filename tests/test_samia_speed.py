@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-import attackers.samia as samia
+from attackers import samia
 from attackers.samia import SamiaTransformer, dropout_masks
 from attackers.samia_reference import ReferenceSamiaTransformer
 from models import init_weights
