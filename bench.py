@@ -589,6 +589,8 @@ class DeviceBench:
     epoch_one: float        # one model's training epoch
     epoch_seq: float        # all models, one after another
     epoch_once: float       # all models at once (one CUDA stream each)
+    fit_seq: float          # training.fit, 1 epoch (train + dev/test evaluation), models one after another
+    fit_ens: float          # ensemble.fit_ensemble, 1 epoch, all models as one vmapped stack
     finetune_epoch: float   # one pruned model's fine-tune epoch (l1unstructure 0.7)
     prune: float            # computing + attaching the masks
     features: float         # confidence + sensitivity of one model's train + test rows
@@ -678,6 +680,7 @@ def run_device_bench(device: torch.device, rows: int, models: int = 6, attack_ep
     _sync(device)
     epoch_once = now() - t0
     stop()
+    fit_seq, fit_ens = _fit_epochs(device, nets, x, y, cfg, memory)
     t0 = now()
     prune_model(nets[0], "l1unstructure", 0.7, model_name="resnet18")
     _sync(device)
@@ -703,8 +706,31 @@ def run_device_bench(device: torch.device, rows: int, models: int = 6, attack_ep
         _sync(device)
         attacks[name] = now() - t0
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-    return DeviceBench(rows, models, epoch_one, epoch_seq, epoch_once, finetune, prune_s, features, attacks,
+    return DeviceBench(rows, models, epoch_one, epoch_seq, epoch_once, fit_seq, fit_ens, finetune, prune_s, features,
+                       attacks,
                        sum(samples) / len(samples) if samples else None, peak)
+
+
+def _fit_epochs(device: torch.device, nets: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                cfg: TrainConfig, memory: torch.memory_format) -> tuple[float, float]:
+    """One epoch of training.fit per model (one after another) vs one epoch of ensemble.fit_ensemble for all;
+    both evaluate dev (2/9 of the train rows) and test (as many as train) as fit does every epoch."""
+    from ensemble import fit_ensemble
+    from models import build_model
+    n = len(y)
+    data = training.SplitTensors(x, y, x[: max(n * 2 // 9, 1)], y[: max(n * 2 // 9, 1)], x, y)
+    fresh = [build_model("resnet18", 10, 3).to(device, memory_format=memory) for _ in nets]
+    t0 = now()
+    for i, m in enumerate(fresh):
+        training.fit(m, data, cfg, generator=torch.Generator().manual_seed(i))
+    _sync(device)
+    fit_seq = now() - t0
+    fresh = [build_model("resnet18", 10, 3).to(device, memory_format=memory) for _ in nets]
+    t0 = now()
+    fit_ensemble(fresh, [data] * len(fresh), cfg, [torch.Generator().manual_seed(i) for i in range(len(fresh))],
+                 [torch.Generator().manual_seed(100 + i) for i in range(len(fresh))])
+    _sync(device)
+    return fit_seq, now() - t0
 
 
 def paper_grid_counts() -> dict[str, int]:
@@ -721,7 +747,7 @@ def device_report(b: DeviceBench, device: torch.device, counts: dict[str, int]) 
     """The cuda section's tables: per-step times and the projections of one setting and the paper grid."""
     shadows = b.models - 1
     attack_total = sum(b.attacks.values())
-    pretrain = 100 * b.epoch_once  # victim + shadows, all at once, 100 epochs
+    pretrain = 100 * min(b.epoch_once, b.fit_ens)  # victim + shadows at once (the faster way), 100 epochs
     finetune = 50 * b.models * b.finetune_epoch  # pruned victim + shadows one at a time, 50 epochs
     mia = b.models * b.features + attack_total
     setting = pretrain + b.models * b.prune + finetune + mia
@@ -732,6 +758,10 @@ def device_report(b: DeviceBench, device: torch.device, counts: dict[str, int]) 
              f"{b.models * 3600 / b.epoch_seq:,.0f} model-epochs/h"],
             [f"pretrain epoch, victim + {shadows} shadows at once ({b.models} CUDA streams)", fmt_s(b.epoch_once),
              f"{b.models * 3600 / b.epoch_once:,.0f} model-epochs/h, {b.epoch_seq / b.epoch_once:.2f}x"],
+            [f"fit epoch (train + dev/test eval), {b.models} models one at a time (training.fit)",
+             fmt_s(b.fit_seq), f"{b.models * 3600 / b.fit_seq:,.0f} model-epochs/h"],
+            [f"fit epoch, {b.models} models as one vmapped ensemble (ensemble.fit_ensemble)", fmt_s(b.fit_ens),
+             f"{b.models * 3600 / b.fit_ens:,.0f} model-epochs/h, {b.fit_seq / b.fit_ens:.2f}x"],
             ["prune (l1unstructure 0.7, 1 model)", fmt_s(b.prune), ""],
             ["fine-tune epoch, 1 pruned model", fmt_s(b.finetune_epoch), ""],
             ["features (confidence + sensitivity n=10), 1 model's rows", fmt_s(b.features), f"{b.rows:,} rows"]]

@@ -16,8 +16,10 @@ alone:
     `early_stop` stale epochs; a stopped model leaves the stack and is no longer updated;
   - its own `training.FitResult` (best weights, accuracies at the best epoch, `.checkpoint()`).
 On the CPU the result equals `training.fit` on each model alone bit for bit (tests/test_ensemble.py).
-Not supported (a ValueError says so): models with buffers (BatchNorm running statistics), defense hooks,
-different row counts. The log gets `training.fit`'s lines per model, prefixed by its label.
+BatchNorm works: the running statistics are stacked like the parameters and each model's slice is
+updated in place by the vmapped call. Not supported (a ValueError says so): different row counts, models
+of different architectures; defense hooks are not taken. The log gets `training.fit`'s lines per model,
+prefixed by its label.
 """
 from __future__ import annotations
 
@@ -81,8 +83,6 @@ def _check(models: list[nn.Module], datas: list[SplitTensors], generators: list[
            dropout_generators: list[torch.Generator]) -> None:
     if not (len(models) == len(datas) == len(generators) == len(dropout_generators)) or not models:
         raise ValueError("fit_ensemble needs one data split, one shuffle and one dropout generator per model")
-    if any(next(m.buffers(), None) is not None for m in models):
-        raise ValueError("fit_ensemble supports models without buffers (no BatchNorm); train those with fit()")
     if len({len(d.train_y) for d in datas}) != 1:
         raise ValueError("fit_ensemble needs the same number of training rows for every model")
     if len({tuple((k, tuple(v.shape)) for k, v in m.state_dict().items()) for m in models}) != 1:
@@ -94,8 +94,10 @@ class _Stack:
 
     def __init__(self, models: list[nn.Module], cfg: TrainConfig) -> None:
         self.ids = list(range(len(models)))
-        params, _ = stack_module_state(models)
+        params, buffers = stack_module_state(models)
         self.params = {k: v.detach().requires_grad_() for k, v in params.items()}
+        # BatchNorm running statistics: stacked too; vmap updates each model's slice in place
+        self.buffers = {k: v.detach() for k, v in buffers.items()}
         self.cfg = cfg
         self.state: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -128,6 +130,7 @@ class _Stack:
         rows = torch.tensor([self.ids.index(i) for i in keep_ids], dtype=torch.long)
         with torch.no_grad():
             self.params = {k: v.index_select(0, rows.to(v.device)).requires_grad_() for k, v in self.params.items()}
+            self.buffers = {k: v.index_select(0, rows.to(v.device)) for k, v in self.buffers.items()}
             self.state = {k: {n: (t.index_select(0, rows.to(t.device)) if t is not None and t.dim() > 0 else t)
                               for n, t in s.items()} for k, s in self.state.items()}
         self.ids = list(keep_ids)
@@ -137,6 +140,8 @@ class _Stack:
             for row, i in enumerate(self.ids):
                 for name, p in models[i].named_parameters():
                     p.copy_(self.params[name][row])
+                for name, b in models[i].named_buffers():
+                    b.copy_(self.buffers[name][row])
 
 
 def _draw_masks(shapes: list[tuple[int, ...]], probs: list[float], gens: list[torch.Generator],
@@ -186,14 +191,15 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
         if x.shape[0] not in shape_cache:
             feed.shapes = []
             with torch.no_grad():
-                functional_call(template, {k: v[0] for k, v in stack.params.items()}, (x,))
+                functional_call(template, ({k: v[0] for k, v in stack.params.items()},
+                                           {k: v[0].clone() for k, v in stack.buffers.items()}), (x,))
             shape_cache[x.shape[0]], feed.shapes = feed.shapes, None
         return shape_cache[x.shape[0]]
 
-    def one_model(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                  masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def one_model(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
+                  y: torch.Tensor, masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         with _feeding(feed, masks if probs else None):
-            logits = functional_call(template, params, (x,))
+            logits = functional_call(template, (params, buffers), (x,))
         return F.cross_entropy(logits, y), logits
 
     batched = vmap(one_model)
@@ -210,7 +216,7 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
                 ys = torch.stack([datas[i].train_y[perms[r][j].to(device)] for r, i in enumerate(stack.ids)])
                 masks = _draw_masks(dropout_shapes(xs[0]), probs, [dropout_generators[i] for i in stack.ids],
                                     device, xs.dtype) if probs else []
-                losses, logits = batched(stack.params, xs, ys, masks)
+                losses, logits = batched(stack.params, stack.buffers, xs, ys, masks)
                 losses.sum().backward()
                 stack.step()
                 n = ys.shape[1]

@@ -42,7 +42,7 @@ def test_device_section_runs_on_the_cpu_with_tiny_shapes() -> None:
                           "--bench_attack_epochs", "1"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for what in ("victim + 1 shadows at once", "fine-tune epoch", "attack samia", "attack blindmi",
+    for what in ("victim + 1 shadows at once", "vmapped ensemble", "fine-tune epoch", "attack samia", "attack blindmi",
                  "18 pretrain, 522 prune, 1044 mia commands", "memory high-water mark | n/a"):
         assert what in out.stdout, what
 
