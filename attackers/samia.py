@@ -133,7 +133,8 @@ class SamiaTransformer(nn.Module):
     The encoder is our own post-LN layer rather than nn.TransformerEncoder: the same parameters under the
     same names (a state_dict of either loads into the other), the same construction order (the same
     initial weights under a seed), the same outputs with dropout off; the dropout masks of a step come
-    from one draw. On one CPU thread this makes an epoch ~3x faster (bench.py --sections samia).
+    from one draw. On one CPU thread an epoch is ~1.5x faster (bench.py --sections samia; the matrix
+    products, already near the core's peak, are half of what is left).
     """
 
     def __init__(self, num_cls: int, dropout: float = DROPOUT) -> None:
