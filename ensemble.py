@@ -56,11 +56,12 @@ class _MaskFeed:
     """The masks of one step in module order; `shapes` mode only records the input shapes."""
 
     masks: list[torch.Tensor] | None = None
-    shapes: list[tuple[int, ...]] | None = None
+    shapes: list[tuple[tuple[int, ...], float]] | None = None  # (input shape, p) in forward-call order
 
     def apply(self, module: _MaskedDropout, x: torch.Tensor) -> torch.Tensor:
         if self.shapes is not None:
-            self.shapes.append(tuple(x.shape))
+            if module.p > 0:
+                self.shapes.append((tuple(x.shape), module.p))
             return x
         if self.masks is None or module.p == 0 or not module.training:
             return x
@@ -144,13 +145,13 @@ class _Stack:
                     b.copy_(self.buffers[name][row])
 
 
-def _draw_masks(shapes: list[tuple[int, ...]], probs: list[float], gens: list[torch.Generator],
+def _draw_masks(shapes: list[tuple[tuple[int, ...], float]], gens: list[torch.Generator],
                 device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
-    """Per dropout module, the K stacked masks; model k's come from gens[k] in nn.Dropout's order."""
+    """Per dropout call, the K stacked masks; model k's come from gens[k] in nn.Dropout's order."""
     per_model = []
     for g in gens:
         masks = []
-        for shape, p in zip(shapes, probs):
+        for shape, p in shapes:
             m = torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=g).div_(1 - p)  # as at::dropout
             masks.append(m)
         per_model.append(masks)
@@ -186,8 +187,8 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
     stale, epochs_run, seconds = [0] * len(models), [0] * len(models), [0.0] * len(models)
     shape_cache: dict[int, list[tuple[int, ...]]] = {}
 
-    def dropout_shapes(x: torch.Tensor) -> list[tuple[int, ...]]:
-        """The input shape at each dropout module for a batch like x (one recording pass per size)."""
+    def dropout_shapes(x: torch.Tensor) -> list[tuple[tuple[int, ...], float]]:
+        """(input shape, p) of each dropout call, in call order, for a batch like x (one pass per size)."""
         if x.shape[0] not in shape_cache:
             feed.shapes = []
             with torch.no_grad():
@@ -214,7 +215,7 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
             for j in range(len(perms[0])):
                 xs = torch.stack([datas[i].train_x[perms[r][j].to(device)] for r, i in enumerate(stack.ids)])
                 ys = torch.stack([datas[i].train_y[perms[r][j].to(device)] for r, i in enumerate(stack.ids)])
-                masks = _draw_masks(dropout_shapes(xs[0]), probs, [dropout_generators[i] for i in stack.ids],
+                masks = _draw_masks(dropout_shapes(xs[0]), [dropout_generators[i] for i in stack.ids],
                                     device, xs.dtype) if probs else []
                 losses, logits = batched(stack.params, stack.buffers, xs, ys, masks)
                 losses.sum().backward()
