@@ -33,6 +33,27 @@ def _inference(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+@contextmanager
+def strict_fp32() -> Iterator[None]:
+    """TF32 off for the block (CUDA matmuls and cuDNN convolutions, 'highest' matmul precision), the
+    caller's settings restored afterwards, also on error.
+
+    The precision rule: prediction sensitivity differences outputs perturbed by eps = 1e-3; TF32 keeps
+    10 mantissa bits (relative rounding ~5e-4 per product), larger than the effect being measured, so
+    `sensitivity` always runs in strict fp32 even when --fast turned TF32 on for training.
+    """
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+
+
 def _softmax64(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.to(torch.float64), dim=1)
 
@@ -58,11 +79,11 @@ def sensitivity(model: nn.Module, x: torch.Tensor, *, n: int = 10, eps: float = 
     The noise of a chunk is drawn on the CPU from `generator` as a tensor of shape (n, chunk, *x.shape[1:])
     (copy i of sample j gets noise[i, j]) and then moved to the device, so the result is reproducible on
     any device for a given (seed, batch_size). generator=None uses torch's global CPU RNG (the artifact's
-    behaviour).
+    behaviour). Runs under `strict_fp32()` (TF32 off), whatever the caller's precision settings.
     """
     device = model_device(model)
     out: list[torch.Tensor] = []
-    with _inference(model):
+    with _inference(model), strict_fp32():
         for start in range(0, x.shape[0], batch_size):
             chunk = x[start:start + batch_size].to(device)
             b = chunk.shape[0]

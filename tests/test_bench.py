@@ -32,3 +32,25 @@ def test_threshold_section_prints_its_table() -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "same threshold: yes" in out.stdout and "270,000 rows" in out.stdout
+
+
+def test_device_section_runs_on_the_cpu_with_tiny_shapes() -> None:
+    """The cuda section's code path (victim + shadows one at a time and at once, prune, fine-tune, features,
+    every attack, projections) on 16 CPU rows and 2 models. 18 + 522 + 1044 = 1,584: the issue's grid size."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", "--threads", "1", "--sections", "cuda",
+                          "--device", "cpu", "--bench_rows", "16", "--bench_models", "2",
+                          "--bench_attack_epochs", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for what in ("victim + 1 shadows at once", "vmapped ensemble", "fine-tune epoch", "attack samia", "attack blindmi",
+                 "18 pretrain, 522 prune, 1044 mia commands", "memory high-water mark | n/a"):
+        assert what in out.stdout, what
+
+
+def test_device_section_without_cuda_is_one_clear_error() -> None:
+    if torch.cuda.is_available():
+        return
+    out = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--sections", "cuda"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()] and out.stderr.startswith("error: ")
