@@ -107,9 +107,9 @@ class Run:
                            optimizer=r["optimizer"], lr=r["lr"], weight_decay=r["weight_decay"], progress=False)
 
     def private(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A victim training split, with the sample-noise defense applied when it is on."""
+        """A split as the victim trains on it: D^theta and D^alpha carry the sample-noise defense when it is on."""
         x, y = self.part(name)
-        if self.cfg["defense"]["name"] == "sample_noise":
+        if self.cfg["defense"]["name"] == "sample_noise" and name in ("theta", "alpha"):
             gen = torch.Generator().manual_seed(self.cfg["seed"] + (11 if name == "theta" else 13))
             x = noisy(x, float(self.cfg["defense"]["arg"]), gen)
         return x, y
