@@ -320,8 +320,8 @@ def _save_grid(pairs: list[tuple[torch.Tensor, torch.Tensor]], path: Path) -> No
     plt.close(fig)
 
 
-def main() -> None:
-    args = parse()
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     run = Run(args)
     t0 = time.perf_counter()
     {"search": cmd_search, "amia": cmd_amia, "adra": cmd_adra}[args.subcommand](run)
