@@ -25,7 +25,8 @@ def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[str]]:
 
 
 def _cfg(tmp, **changes) -> str:
-    cfg = json.loads(open("config/nas_digits.json").read())
+    with open("config/nas_digits.json") as f:
+        cfg = json.load(f)
     for key, value in changes.items():
         section, _, sub = key.partition(".")
         if sub:
