@@ -269,7 +269,7 @@ def _adra_setting(run: Run, sp: SpaceConfig, B: int, noise: float, acfg: A.AdraC
                   value_range: float, xa: torch.Tensor, ya: torch.Tensor) -> None:
     seed, a = run.cfg["seed"], run.cfg["adra"]
     gen = torch.Generator().manual_seed(seed + 8)
-    mses, wins, shown = [], [], []
+    mses, wins, shown, losses = [], [], [], []
     t0 = time.perf_counter()
     for trial in range(a["trials"]):
         pick = torch.randperm(len(ya), generator=gen)[:B]
@@ -280,11 +280,12 @@ def _adra_setting(run: Run, sp: SpaceConfig, B: int, noise: float, acfg: A.AdraC
         attacker = victim if acfg.attacker_theta == "same" else A.make_supernet(
             sp, run.cfg["input_dim"], run.cfg["num_cls"], acfg.theta_bound, seed + 1000 + trial)
         for _ in range(acfg.restarts):
-            x_hat, _, _ = A.reconstruct(attacker, delta, acfg.arch_lr, tuple(x.shape), run.cfg["num_cls"],
+            x_hat, _, loss = A.reconstruct(attacker, delta, acfg.arch_lr, tuple(x.shape), run.cfg["num_cls"],
                                         acfg.iterations, gen)
             cols, mse = A.best_match(x_hat, x)
             recognised = M.predict(judge, x_hat[cols]).argmax(1) == y.numpy()
             mses += list(mse)
+            losses.append(loss)
             wins += list(A.is_success(mse, recognised, value_range, acfg.psnr_threshold))
             shown.append((x, x_hat[cols]))
     tag = f"P{sp.P}_{sp.activation}_B{B}" + (f"_noise{noise:g}" if noise > 0 else "")
@@ -292,12 +293,14 @@ def _adra_setting(run: Run, sp: SpaceConfig, B: int, noise: float, acfg: A.AdraC
     _save_grid(shown[:4], grid)
     mse_arr = np.asarray(mses)
     sr = 100.0 * float(np.mean(wins))
-    log.info(f"ADRA {tag}: SR {sr:.1f}% over {len(wins)} reconstructions, MSE {mse_arr.mean():.3f}, "
+    log.info(f"ADRA {tag}: SR {sr:.1f}% over {len(wins)} reconstructions, MSE {mse_arr.mean():.3f}, median "
+             f"gradient-matching loss {np.median(losses):.2e}, "
              f"PSNR {A.psnr(mse_arr, value_range).mean():.1f} dB ({time.perf_counter() - t0:.1f}s)")
     run.record(setting="nas_adra", attack="adra", P=sp.P, activation=sp.activation, batch=B,
                defense=f"arch_grad_noise_{noise:g}" if noise > 0 else "none", defend="arch_grad_noise" if noise > 0
                else "", defend_arg=noise if noise > 0 else None, grad_noise=noise, sr=sr,
                mse=float(mse_arr.mean()), psnr=float(A.psnr(mse_arr, value_range).mean()), n=len(wins),
+               match_loss=float(np.median(losses)),
                attacker_theta=acfg.attacker_theta, psnr_threshold=acfg.psnr_threshold, grid=str(grid))
 
 

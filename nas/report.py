@@ -16,7 +16,8 @@ AMIA_KEY = ("config", "dataset_name", "P", "activation", "defense", "setting", "
 AMIA_COLS = ("dataset_name", "P", "defense", "setting", "membership_set", "attack", "attack_acc_2p1", "f1", "acc",
              "auc", "tpr_at_1pct_fpr", "target_theta_acc", "target_alpha_acc", "target_unseen_acc")
 ADRA_KEY = ("config", "dataset_name", "P", "activation", "batch", "defense", "grad_noise", "attacker_theta")
-ADRA_COLS = ("dataset_name", "P", "activation", "batch", "defense", "grad_noise", "sr", "mse", "psnr", "n")
+ADRA_COLS = ("dataset_name", "P", "activation", "batch", "defense", "grad_noise", "sr", "mse", "psnr", "match_loss",
+             "n")
 
 
 def _fmt(v: Any) -> str:
