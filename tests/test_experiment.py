@@ -98,7 +98,7 @@ def test_run_main_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture) -> 
 
 def test_every_shipped_config_is_valid_and_vgg_is_fixed() -> None:
     root = Path(__file__).resolve().parents[1] / "config"
-    configs = {p.stem: load_config(p) for p in root.glob("*.json")}
+    configs = {p.stem: load_config(p) for p in root.glob("*.json") if not p.stem.startswith("nas_")}  # nas_privacy.py's
     artifact = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "vgg16", "dense")]
     assert set(artifact + ["location", "purchase", "texas100"]) <= set(configs)
     assert {configs[f"{d}_vgg16"].model_name for d in ("cifar10", "cifar100", "svhn", "chmnist")} == {"vgg16bn"}

@@ -58,3 +58,12 @@ def test_report_of_nas_records_alone(tmp_path: Path) -> None:
     amia = (tmp_path / "out" / "nas_amia.md").read_text().splitlines()
     assert len(amia) == 4 and "| alpha | ffn | 0.020 | 0.500 | 51.000 | 52.000 |" in amia[2]
     assert "Architecture privacy" in (tmp_path / "out" / "index.md").read_text()
+
+
+def test_every_shipped_nas_config_is_valid() -> None:
+    from nas import config as nas_config
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    loaded = {p.stem: nas_config.load(p) for p in root.glob("nas_*.json")}
+    assert {"nas_digits", "nas_digits_adra", "nas_mnist", "nas_cifar10", "nas_cifar100"} <= set(loaded)
+    assert loaded["nas_digits_adra"]["adra"]["P"] == [8] and loaded["nas_digits_adra"]["adra"]["batch_sizes"] == [1, 2]
