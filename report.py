@@ -115,15 +115,16 @@ def is_nas(record: AttackRecord) -> bool:
     return record.setting.startswith("nas_")
 
 
-def nas_report(logdir: Path, root: Path, out: Path) -> list[Entry]:
+def nas_report(logdir: Path, root: Path, out: Path) -> tuple[list[Entry], int]:
     """nas/report.py's AMIA and ADRA tables and the ADRA reconstruction grids (copied into `out`; their
-    recorded paths resolve against `root`, the folder nas_privacy.py ran in), as index entries."""
+    recorded paths resolve against `root`, the folder nas_privacy.py ran in), as index entries; and how many
+    records they came from."""
     from nas.report import write_nas_report
 
     records = [r.to_json() for r in read_records(logdir)[0] if is_nas(r)]
     if not records:
-        return []
-    return [Entry(NAS_SECTION, file, title) for title, file in write_nas_report(records, out, root)]
+        return [], 0
+    return [Entry(NAS_SECTION, file, title) for title, file in write_nas_report(records, out, root)], len(records)
 
 
 # ----------------------------------------------------------------------------------------------- record kinds
@@ -760,12 +761,12 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file", "pass a folder")
     out.mkdir(parents=True, exist_ok=True)
-    entries = nas_report(logdir, root, out)
+    entries, n_nas = nas_report(logdir, root, out)
     if not df.empty:  # a log of nas_privacy.py runs alone has no pruning results
         entries += (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
                     + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
                     + fig_roc(df, root, out))
-    (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df)))
+    (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df) + n_nas))
     return entries
 
 

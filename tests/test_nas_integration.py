@@ -57,7 +57,8 @@ def test_report_of_nas_records_alone(tmp_path: Path) -> None:
     assert [e.file for e in entries] == ["nas_amia.md", "nas_adra.md"]
     amia = (tmp_path / "out" / "nas_amia.md").read_text().splitlines()
     assert len(amia) == 4 and "| alpha | ffn | 0.020 | 0.500 | 51.000 | 52.000 |" in amia[2]
-    assert "Architecture privacy" in (tmp_path / "out" / "index.md").read_text()
+    index = (tmp_path / "out" / "index.md").read_text()
+    assert "Architecture privacy" in index and "From 3 records" in index
 
 
 def test_every_shipped_nas_config_is_valid() -> None:
