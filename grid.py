@@ -88,6 +88,47 @@ class GridBlock:
         attacks = {a for a in self.study_attacks.split(",") if a != "all"}
         return set(self.pruners) | set(self.defense_pruners), set(self.defenses), attacks
 
+    def check(self) -> None:
+        """Every pruner, defense and attack this block names exists in its registry."""
+        from attackers import ATTACKS  # the registries import torch; grid.py's --help should not wait for it
+        from defenses import DEFENSES
+        from pruner import PRUNERS
+
+        for registry, names in zip((PRUNERS, DEFENSES, ATTACKS), self.names()):
+            for name in sorted(names):
+                registry.get(name)
+
+
+@dataclass(frozen=True)
+class NasBlock:
+    """One config of nas_privacy.py (architecture-level privacy): the search, then AMIA and ADRA, which read
+    the search's split and architecture; then per defense its own search (when the defense changes what the
+    search sees) and AMIA. ADRA's arch-gradient noise is the config's adra.grad_noise list, not a flag."""
+
+    config: str
+    defenses: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    flags: str = ""
+
+    def commands(self) -> list[str]:
+        from nas.defenses import SEARCH_DEFENSES
+
+        def step(sub: str, extra: str = "") -> str:
+            return " ".join(p for p in (f"python nas_privacy.py {sub} config/{self.config}.json", extra, self.flags)
+                            if p)
+        cmds = [step("search"), step("amia"), step("adra")]
+        for name, args in self.defenses.items():
+            for arg in args:
+                flag = f"--defense {name} --defense_arg {arg:g}"
+                cmds += ([step("search", flag)] if name in SEARCH_DEFENSES else []) + [step("amia", flag)]
+        return cmds
+
+    def check(self) -> None:
+        from nas.defenses import check_defense
+
+        for name, args in self.defenses.items():
+            for arg in args:
+                check_defense(name, float(arg))
+
 
 # The quick profile: 2-core CPU, embedded data, 15 minutes (790 s measured, README). Its reductions: 2 shadows
 # (paper 5), 10 attack epochs at the paper's SAMIA lr 0.01 (paper 100), digits_resnet18 at one sparsity,
@@ -116,25 +157,30 @@ PAPER = (
     # Table 2: other train/test/dev ratios of CIFAR10 ResNet18, L1-unstructured 0.7.
     + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,), refs=True) for r in ("50_40", "60_30", "70_20")]
 )
+# Architecture-level privacy (nas_privacy.py, Li et al.). Quick: the undefended slice on digits (~2 min on 2
+# busy cores; the defenses add ~1 min each, measured in docs, so they stay in the paper profile). Paper: Tables
+# 1-6 on MNIST / CIFAR-10 / CIFAR-100 with the four defenses of §5 (Table 6) at the paper's strengths.
+NAS_DEFENSES = {"arch_l2": (1e-3, 1e-2), "sample_noise": (0.1,), "distill": (0.5,), "arch_grad_noise": (0.1,)}
+QUICK += [NasBlock("nas_digits")]
+PAPER += [NasBlock(c, defenses=NAS_DEFENSES) for c in ("nas_mnist", "nas_cifar10", "nas_cifar100")]
 PROFILES = {"quick": QUICK, "paper": PAPER}
 
 
-def check_names(blocks: list[GridBlock]) -> None:
+def check_names(blocks: list[GridBlock | NasBlock]) -> None:
     """Every pruner, defense and attack a profile names exists in its registry (before any work)."""
-    from attackers import ATTACKS  # the registries import torch; grid.py's --help should not wait for it
-    from defenses import DEFENSES
-    from pruner import PRUNERS
-
     for block in blocks:
-        for registry, names in zip((PRUNERS, DEFENSES, ATTACKS), block.names()):
-            for name in sorted(names):
-                registry.get(name)
+        block.check()
+
+
+def config_of(command: str) -> str:
+    """The config stem a command works on: its first argument ending in .json (nas_privacy.py puts a
+    subcommand before it)."""
+    return next(Path(a).stem for a in shlex.split(command)[2:] if a.endswith(".json"))
 
 
 def stamp(command: str) -> Path:
     """A finished command leaves a stamp, so a rerun skips it without even starting Python."""
-    config = Path(shlex.split(command)[2]).stem
-    return Path("log") / config / ".done" / hashlib.sha1(command.encode()).hexdigest()[:16]
+    return Path("log") / config_of(command) / ".done" / hashlib.sha1(command.encode()).hexdigest()[:16]
 
 
 class Runner:
@@ -157,7 +203,7 @@ class Runner:
         start = time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True)
         secs = time.perf_counter() - start
-        out = Path("log") / Path(shlex.split(cmd)[2]).stem / "run_all.out"
+        out = Path("log") / config_of(cmd) / "run_all.out"
         out.parent.mkdir(parents=True, exist_ok=True)
         with self.lock, open(out, "a") as f:
             f.write(f"\n$ {cmd}\n{proc.stdout}{proc.stderr}")
@@ -181,8 +227,13 @@ class Runner:
             print(f"[{self.count}/{self.total}] {msg}", flush=True)
 
 
+# Commands that only read what a config's training steps made: they join the shared queue (see run_grid).
+ATTACK_STEPS = ({"mia.py"}, {"nas_privacy.py", "amia"}, {"nas_privacy.py", "adra"})
+
+
 def is_attack(command: str) -> bool:
-    return shlex.split(command)[1] == "mia.py"
+    words = set(shlex.split(command)[1:3])
+    return any(step <= words for step in ATTACK_STEPS)
 
 
 def run_grid(chains: list[list[str]], runner: Runner, jobs: int) -> list[str]:

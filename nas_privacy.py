@@ -17,26 +17,27 @@ import numpy as np
 import torch
 
 import datasets
+from cli import Parser, run_main
 from errors import UserError
-from cli import run_main
 from experiment import resolve_device, seed_everything
-from storage import append_jsonl, atomic_write, log, setup_logging
 from models import build_model
 from nas import adra as A
 from nas import amia as M
 from nas import config as nas_config
-from nas.defenses import distill, noisy
+from nas.defenses import SEARCH_DEFENSES, distill, noisy
 from nas.search import SearchConfig, search
 from nas.splits import nas_splits_for
 from nas.supernet import DiscreteNet, Genotype, SpaceConfig, SuperNet, derive_genotype, load_genotype, save_genotype
+from results import AttackRecord, append_record
+from storage import atomic_write, log, setup_logging
 from training import TrainConfig
 
 SUBCOMMANDS = ("search", "amia", "adra")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                usage="%(prog)s {search,amia,adra} [DEVICE] CONFIG [options]")
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+               usage="%(prog)s {search,amia,adra} [DEVICE] CONFIG [options]")
     p.add_argument("subcommand", help="search | amia | adra")
     p.add_argument("positional", nargs="+", metavar="[DEVICE] CONFIG", help="optional device (cpu, 0) then the JSON")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto)")
@@ -44,6 +45,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--defense_arg", type=float, default=None, help="overrides the config's defense.arg")
     p.add_argument("--overwrite", action="store_true", help="start the search again instead of resuming it")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--quiet", action="store_true", help="accepted for grid.py's runner (no progress bars anyway)")
     args = p.parse_args(argv)
     if args.subcommand not in SUBCOMMANDS:
         raise UserError(f"unknown subcommand '{args.subcommand}'", "use one of: " + ", ".join(SUBCOMMANDS))
@@ -73,10 +75,11 @@ class Run:
         self.defense = d["name"] if d["name"] == "none" else f"{d['name']}_{float(d['arg']):g}"
         self.out = Path("result") / self.stem / "nas"
         self.folder = self.out / self.defense
+        self.search_tag = self.defense if d["name"] in SEARCH_DEFENSES else "none"
         self.logs = Path("log") / self.stem
         setup_logging(self.logs / f"nas_{args.subcommand}.log")
-        pool = datasets.load_pool(self.cfg["dataset_name"], Path(self.cfg["data_root"]), input_dim=self.cfg["input_dim"],
-                                  num_cls=self.cfg["num_cls"])
+        pool = datasets.load_pool(self.cfg["dataset_name"], Path(self.cfg["data_root"]),
+                                  input_dim=self.cfg["input_dim"], num_cls=self.cfg["num_cls"])
         self.x, self.y = pool.x.to(self.device), pool.y.to(self.device)
         self.idx = nas_splits_for(len(self.y), self.cfg["split"], self.cfg["seed"], self.out / "data_index.json")
 
@@ -104,26 +107,39 @@ class Run:
                            optimizer=r["optimizer"], lr=r["lr"], weight_decay=r["weight_decay"], progress=False)
 
     def private(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A victim training split, with the sample-noise defense applied when it is on."""
+        """A split as the victim trains on it: D^theta and D^alpha carry the sample-noise defense when it is on."""
         x, y = self.part(name)
-        if self.cfg["defense"]["name"] == "sample_noise":
+        if self.cfg["defense"]["name"] == "sample_noise" and name in ("theta", "alpha"):
             gen = torch.Generator().manual_seed(self.cfg["seed"] + (11 if name == "theta" else 13))
             x = noisy(x, float(self.cfg["defense"]["arg"]), gen)
         return x, y
 
     def record(self, **fields: Any) -> None:
+        """One results.AttackRecord: the schema's fields by name, the NAS-specific keys (P, activation,
+        membership_set, attack_acc_2p1, f1, sr, mse, ...) land in its `extra`."""
+        d = self.cfg["defense"]
         base = {"config": self.stem, "dataset_name": self.cfg["dataset_name"], "model_name": "darts",
+                "original": True, "seed": self.cfg["seed"], "split": self.cfg["split"],
+                "defend": "" if d["name"] == "none" else d["name"],
+                "defend_arg": None if d["name"] == "none" else float(d["arg"]),
                 "P": self.cfg["space"]["P"], "activation": self.cfg["space"]["activation"], "defense": self.defense}
-        append_jsonl(self.logs / "results.jsonl", base | fields)
+        append_record(self.logs / "results.jsonl", AttackRecord.from_json(base | fields))
+
+    def search_folder(self, role: str) -> Path:
+        """Where a search lives: the attacker's (shadow) search never sees a defense, the target's only those
+        of SEARCH_DEFENSES."""
+        return self.out / (self.search_tag if role == "target" else "none")
 
     def fingerprint(self, role: str) -> str:
         keys = ("dataset_name", "seed", "split", "space", "search")
-        return json.dumps({"role": role, "defense": self.defense} | {k: self.cfg[k] for k in keys}, sort_keys=True)
+        tag = self.search_folder(role).name
+        return json.dumps({"role": role, "defense": tag} | {k: self.cfg[k] for k in keys}, sort_keys=True)
 
 
 def searched(run: Run, role: str, theta: tuple, alpha: tuple, defended: bool) -> Genotype:
     """Search (resuming a killed one) and save the derived architecture as <role>_genotype.json."""
-    ckpt = run.folder / f"{role}_search.pt"
+    folder = run.search_folder(role)
+    ckpt = folder / f"{role}_search.pt"
     if run.args.overwrite:
         ckpt.unlink(missing_ok=True)
     seed = run.cfg["seed"] + (0 if role == "target" else 100)
@@ -133,8 +149,8 @@ def searched(run: Run, role: str, theta: tuple, alpha: tuple, defended: bool) ->
     rows = search(net, theta, alpha, run.search_cfg(defended), seed=seed, ckpt_path=ckpt,
                   fingerprint=run.fingerprint(role))
     g = derive_genotype(net)
-    save_genotype(g, run.folder / f"{role}_genotype.json")
-    atomic_write(run.folder / f"{role}_alpha.json", lambda f: json.dump(
+    save_genotype(g, folder / f"{role}_genotype.json")
+    atomic_write(folder / f"{role}_alpha.json", lambda f: json.dump(
         {"alpha": net.alpha.tolist(), "beta": net.beta.tolist(), "history": rows}, f), mode="w")
     log.info(f"{role} search: {len(rows)} epoch(s) in {time.perf_counter() - t0:.1f}s; ops {', '.join(g.ops)}")
     return g
@@ -151,8 +167,14 @@ def _fit(run: Run, model: torch.nn.Module, train: tuple, seed: int, label: str) 
     return model
 
 
+def _defense_flags(run: Run) -> str:
+    d = run.cfg["defense"]
+    return "" if d["name"] == "none" else f" --defense {d['name']} --defense_arg {float(d['arg']):g}"
+
+
 def target_model(run: Run) -> tuple[torch.nn.Module, dict[str, float]]:
-    g = load_genotype(run.folder / "target_genotype.json", f"python nas_privacy.py search {run.args.config}")
+    g = load_genotype(run.search_folder("target") / "target_genotype.json",
+                      f"python nas_privacy.py search {run.args.config}" + _defense_flags(run))
     seed_everything(run.cfg["seed"] + 1)
     teacher = _fit(run, DiscreteNet(g, run.cfg["input_dim"], run.cfg["num_cls"]), run.private("theta"),
                    run.cfg["seed"] + 1, "Target ")
@@ -203,7 +225,8 @@ def cmd_amia(run: Run) -> None:
         seed_everything(run.cfg["seed"] + 5)
         net = _fit(run, DiscreteNet(g, run.cfg["input_dim"], run.cfg["num_cls"]), s_theta, run.cfg["seed"] + 5,
                    "Searched shadow ")
-        shadows["searched"] = {"alpha": _features(run, net, s_alpha, s_test), "theta": _features(run, net, s_theta, s_test)}
+        shadows["searched"] = {"alpha": _features(run, net, s_alpha, s_test),
+                               "theta": _features(run, net, s_theta, s_test)}
     unseen = run.part("unseen")
     for kind, by_set in shadows.items():
         for mset in ("alpha", "theta"):
@@ -212,6 +235,8 @@ def cmd_amia(run: Run) -> None:
                 log.info(f"AMIA {kind} shadow, D^{mset} {r['attack']}: attack acc (2P-1) {r['attack_acc_2p1']:.3f}, "
                          f"F1 {r['f1']:.3f}, AUC {r['auc']:.2f}, TPR@1%FPR {r['tpr_at_1pct_fpr']:.2f}")
                 run.record(setting=f"nas_amia_{kind}_shadow", membership_set=mset, eta=acfg.eta,
+                           attack_epochs=acfg.attack_epochs, victim_train_acc=accs["target_theta_acc"],
+                           victim_test_acc=accs["target_unseen_acc"],
                            shadow_model=acfg.shadow_model if kind == "fixed" else "darts", **accs, **r)
 
 
@@ -229,11 +254,14 @@ def cmd_adra(run: Run) -> None:
     judge = _judge(run).cpu()
     value_range = float(run.x.max() - run.x.min())
     xa, ya = (t.cpu() for t in run.part("alpha"))
+    d = run.cfg["defense"]
+    # `--defense arch_grad_noise --defense_arg s` adds s to the config's adra.grad_noise list
+    noises = sorted(set(a["grad_noise"]) | ({float(d["arg"])} if d["name"] == "arch_grad_noise" else set()))
     for P in a["P"]:
         for act in a["activations"]:
             sp = replace(space, P=P, C=a["C"], activation=act, batchnorm=False)
             for B in a["batch_sizes"]:
-                for noise in a["grad_noise"]:
+                for noise in noises:
                     _adra_setting(run, sp, B, float(noise), acfg, judge, value_range, xa, ya)
 
 
@@ -241,7 +269,7 @@ def _adra_setting(run: Run, sp: SpaceConfig, B: int, noise: float, acfg: A.AdraC
                   value_range: float, xa: torch.Tensor, ya: torch.Tensor) -> None:
     seed, a = run.cfg["seed"], run.cfg["adra"]
     gen = torch.Generator().manual_seed(seed + 8)
-    mses, wins, shown = [], [], []
+    mses, wins, shown, losses = [], [], [], []
     t0 = time.perf_counter()
     for trial in range(a["trials"]):
         pick = torch.randperm(len(ya), generator=gen)[:B]
@@ -252,11 +280,12 @@ def _adra_setting(run: Run, sp: SpaceConfig, B: int, noise: float, acfg: A.AdraC
         attacker = victim if acfg.attacker_theta == "same" else A.make_supernet(
             sp, run.cfg["input_dim"], run.cfg["num_cls"], acfg.theta_bound, seed + 1000 + trial)
         for _ in range(acfg.restarts):
-            x_hat, _, _ = A.reconstruct(attacker, delta, acfg.arch_lr, tuple(x.shape), run.cfg["num_cls"],
+            x_hat, _, loss = A.reconstruct(attacker, delta, acfg.arch_lr, tuple(x.shape), run.cfg["num_cls"],
                                         acfg.iterations, gen)
             cols, mse = A.best_match(x_hat, x)
             recognised = M.predict(judge, x_hat[cols]).argmax(1) == y.numpy()
             mses += list(mse)
+            losses.append(loss)
             wins += list(A.is_success(mse, recognised, value_range, acfg.psnr_threshold))
             shown.append((x, x_hat[cols]))
     tag = f"P{sp.P}_{sp.activation}_B{B}" + (f"_noise{noise:g}" if noise > 0 else "")
@@ -264,11 +293,14 @@ def _adra_setting(run: Run, sp: SpaceConfig, B: int, noise: float, acfg: A.AdraC
     _save_grid(shown[:4], grid)
     mse_arr = np.asarray(mses)
     sr = 100.0 * float(np.mean(wins))
-    log.info(f"ADRA {tag}: SR {sr:.1f}% over {len(wins)} reconstructions, MSE {mse_arr.mean():.3f}, "
+    log.info(f"ADRA {tag}: SR {sr:.1f}% over {len(wins)} reconstructions, MSE {mse_arr.mean():.3f}, median "
+             f"gradient-matching loss {np.median(losses):.2e}, "
              f"PSNR {A.psnr(mse_arr, value_range).mean():.1f} dB ({time.perf_counter() - t0:.1f}s)")
     run.record(setting="nas_adra", attack="adra", P=sp.P, activation=sp.activation, batch=B,
-               defense="arch_grad_noise" if noise > 0 else run.defense, grad_noise=noise, sr=sr,
+               defense=f"arch_grad_noise_{noise:g}" if noise > 0 else "none", defend="arch_grad_noise" if noise > 0
+               else "", defend_arg=noise if noise > 0 else None, grad_noise=noise, sr=sr,
                mse=float(mse_arr.mean()), psnr=float(A.psnr(mse_arr, value_range).mean()), n=len(wins),
+               match_loss=float(np.median(losses)),
                attacker_theta=acfg.attacker_theta, psnr_threshold=acfg.psnr_threshold, grid=str(grid))
 
 
@@ -291,8 +323,8 @@ def _save_grid(pairs: list[tuple[torch.Tensor, torch.Tensor]], path: Path) -> No
     plt.close(fig)
 
 
-def main() -> None:
-    args = parse()
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     run = Run(args)
     t0 = time.perf_counter()
     {"search": cmd_search, "amia": cmd_amia, "adra": cmd_adra}[args.subcommand](run)

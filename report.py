@@ -107,8 +107,28 @@ def sort_records(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_results(logdir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The pruning study's records (nas_privacy.py's are drawn apart, by `nas_report`)."""
     records, notes = read_records(logdir)
-    return normalize(records), notes
+    pruning = [r for r in records if not is_nas(r)]
+    return (normalize(pruning) if pruning else pd.DataFrame()), notes
+
+
+# ----------------------------------------------------------------------------------------------- architecture privacy
+def is_nas(record: AttackRecord) -> bool:
+    """A record of nas_privacy.py (AMIA / ADRA on a searched architecture): its own tables, not the pruning ones."""
+    return record.setting.startswith("nas_")
+
+
+def nas_report(logdir: Path, root: Path, out: Path) -> tuple[list[Entry], int]:
+    """nas/report.py's AMIA and ADRA tables and the ADRA reconstruction grids (copied into `out`; their
+    recorded paths resolve against `root`, the folder nas_privacy.py ran in), as index entries; and how many
+    records they came from."""
+    from nas.report import write_nas_report
+
+    records = [r.to_json() for r in read_records(logdir)[0] if is_nas(r)]
+    if not records:
+        return [], 0
+    return [Entry(NAS_SECTION, file, title) for title, file in write_nas_report(records, out, root)], len(records)
 
 
 # ----------------------------------------------------------------------------------------------- record kinds
@@ -969,8 +989,9 @@ def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
 
 
 # ----------------------------------------------------------------------------------------------- index + CLI
+NAS_SECTION = "Architecture privacy (nas_privacy.py)"
 SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16-19", "ROC curves",
-            "Reference attacks")
+            "Reference attacks", NAS_SECTION)
 
 
 def index_markdown(entries: list[Entry], notes: list[str], logdir: Path, n_records: int) -> str:
@@ -993,16 +1014,18 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     """Everything report.py writes; returns the index entries."""
     df, notes = load_results(logdir)
     root = root if root is not None else logdir.resolve().parent
-    if attack is not None and attack not in set(df["attack"]):
+    if attack is not None and attack not in set(df.get("attack", ())):
         raise UserError(f"--attack {attack}: no such attack in the results",
-                        f"present: {', '.join(sorted(set(df['attack'])))}")
+                        f"present: {', '.join(sorted(set(df.get('attack', ()))))}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file", "pass a folder")
     out.mkdir(parents=True, exist_ok=True)
-    entries = (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
-               + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
-               + fig_roc(df, root, out) + reference_report(df, root, out))
-    (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df)))
+    entries, n_nas = nas_report(logdir, root, out)
+    if not df.empty:  # a log of nas_privacy.py runs alone has no pruning results
+        entries += (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
+                    + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
+                    + fig_roc(df, root, out) + reference_report(df, root, out))
+    (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df) + n_nas))
     return entries
 
 

@@ -19,6 +19,9 @@ from training import FitResult, SplitTensors, TrainConfig, TrainHooks, fit
 
 DEFENSES = ("none", "arch_grad_noise", "arch_l2", "sample_noise", "distill")
 DEFAULT_ARG = {"none": 0.0, "arch_grad_noise": 0.1, "arch_l2": 1e-3, "sample_noise": 0.1, "distill": 0.5}
+# Defenses that change what the search sees; the others (distill) act after it, so nas_privacy.py reuses the
+# undefended search for them instead of repeating it (~15 s of a quick run each).
+SEARCH_DEFENSES = ("arch_grad_noise", "arch_l2", "sample_noise")
 
 
 def check_defense(name: str, arg: float) -> None:

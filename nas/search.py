@@ -19,8 +19,8 @@ from torch import nn
 from torch.func import functional_call
 
 from errors import UserError
-from storage import atomic_torch_save, load_checkpoint, log
 from nas.supernet import SuperNet
+from storage import atomic_torch_save, load_checkpoint, log
 from training import StepStats, TrainConfig, TrainHooks, batch_stats, evaluate, train_one_epoch
 
 ARCH_NAMES = ("alpha", "beta")

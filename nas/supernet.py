@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from errors import UserError
-from storage import atomic_write
 from nas.ops import PRIMITIVES, MixedOp, make_activation, make_op
+from storage import atomic_write
 
 
 @dataclass(frozen=True)

@@ -140,5 +140,6 @@ def test_report_tables(tmp_path) -> None:
              "mse": 0.25, "grid": str(tmp_path / "missing.png")}]
     made = write_nas_report(recs, tmp_path)
     assert [p for _, p in made] == ["nas_amia.md", "nas_adra.md"]
-    assert "| digits | 4 | none | nas_amia_fixed_shadow | alpha | ffn | 0.125 | 0.500 |" in (tmp_path / "nas_amia.md").read_text()
+    amia = (tmp_path / "nas_amia.md").read_text()
+    assert "| digits | 4 | none | nas_amia_fixed_shadow | alpha | ffn | 0.125 | 0.500 |" in amia
     assert "| 50.000 | 0.250 |" in (tmp_path / "nas_adra.md").read_text()
