@@ -34,7 +34,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import results  # noqa: E402
-from attackers import baseline_result, headline_results, metrics, proposed_result, result_order  # noqa: E402
+from attackers import (baseline_result, comparison_results, headline_results, metrics,  # noqa: E402
+                       proposed_result, result_order)
 from cli import run_main  # noqa: E402
 from errors import UserError  # noqa: E402
 from results import AttackRecord  # noqa: E402
@@ -873,7 +874,7 @@ def fig_roc(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
 # ----------------------------------------------------------------------------------------------- reference attacks
 # Issue 15: LiRA / RMIA with reference models, low-FPR figures with bootstrap intervals, original vs pruned at
 # equal utility. The reference-model attacks and the paper's SAMIA, in this order, where present.
-REFERENCE_ATTACKS = ("lira_online", "lira_offline", "rmia_online", "rmia_offline", "samia", "loss", "mentr")
+REFERENCE_ATTACKS = comparison_results()
 
 
 def ci_text(value: Any, low: Any, high: Any) -> str:

@@ -70,6 +70,13 @@ def baseline_result() -> str | None:
     return next((r for a in ATTACKS for r in a.baseline), None)
 
 
+def comparison_results() -> tuple[str, ...]:
+    """What the report compares by today's standard: every reference-model attack (LiRA, RMIA, the loss
+    baseline), the paper's own attack and the strongest classic one, in registry order within each group."""
+    reference = tuple(r for a in ATTACKS if a.reference_set for r in a.results())
+    return reference + tuple(r for a in ATTACKS for r in a.proposed + a.classic)
+
+
 def artifact_line(result: str) -> str | None:
     """The artifact's log line format for a result name, if it printed one."""
     for attack in ATTACKS:

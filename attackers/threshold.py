@@ -142,6 +142,7 @@ class ThresholdAttack(Attack):
     }
     headline = ("conf", "mentr", "hconf")
     baseline = ("conf",)
+    classic = ("mentr",)  # Song & Mittal's strongest threshold attack
 
     def run(self, data: AttackInput) -> list[AttackResult]:
         return [self._one(name, data) for name in SCORES]
