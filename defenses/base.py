@@ -8,8 +8,8 @@ the config), so "no defense" is an entry like any other.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from errors import UserError
 from training import TrainHooks
@@ -40,6 +40,14 @@ class DefenseOptions:
     dp_clip: float = 1.0
     dp_delta: float = 1e-5
     adv_steps: int = 1
+    # WeMem's defenses (defenses/wemem.py; its argparse defaults)
+    stride: int = 50
+    width: int = 500
+    mem_thre: float = 0.6
+    weight_decay_mem: float = 5e-4
+    # Supplied by the experiment, not the user: this model's mem-score per training row, in split order
+    # (memscore.load_scores), for the defenses with `needs_mem_scores`.
+    mem_scores: Any = field(default=None, compare=False, repr=False)
 
 
 def require(ok: bool, what: str, allowed: str) -> None:
@@ -52,6 +60,14 @@ class Defense(TrainHooks):
 
     name: ClassVar[str] = "basic"
     arg: ClassVar[ArgSpec | None] = None  # None: takes no --defend_arg
+    needs_mem_scores: ClassVar[bool] = False  # True: the experiment must set DefenseOptions.mem_scores
+
+    @classmethod
+    def folder_options(cls, options: DefenseOptions) -> tuple[tuple[str, float], ...]:
+        """The DefenseOptions this defense reads that name its models' folders (beyond --defend_arg), as
+        (flag name, value) pairs in flag order, so sweeps over them never overwrite each other."""
+        del options
+        return ()
 
     @classmethod
     def create(cls, arg: float | None, options: DefenseOptions) -> "Defense":
