@@ -195,7 +195,10 @@ class WeMemHooks(Defense):
         """Each group shuffled and sliced; `self.group` names the group of the batch being yielded."""
         for name, positions in self.groups(self.epoch):
             order = torch.randperm(len(positions), generator=generator)
-            for chunk in torch.from_numpy(positions)[order].split(batch_size):
+            chunks = list(torch.from_numpy(positions)[order].split(batch_size))
+            if len(chunks) > 1 and len(chunks[-1]) == 1:  # BatchNorm cannot train on one row: the small risky /
+                chunks[-2:] = [torch.cat(chunks[-2:])]    # window groups make that common, so it joins the last batch
+            for chunk in chunks:
                 self.group = name
                 yield chunk
 
