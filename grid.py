@@ -127,11 +127,12 @@ class GridBlock:
 # SAMIA dominates a CPU run (a transformer over C tokens per row), hence these cuts.
 QUICK_FLAGS = "--shadow_num 2 --attack_epochs 10 --attack_lr 0.01"
 # WeMem's slice: 8 mem-score models of 10 epochs, 3 rounds, WeMem's Location settings (the nearest tabular
-# run of its scripts), two defenses attacked adaptively; the one-shot l1unstructure 0.6 of the block is
-# the premise's comparison (docs_draft/wemem.md measures it).
+# run of its scripts), one defense (slide_re, the cheapest: 43 s vs ml2's 108 s for its prune under load
+# ~11) attacked adaptively: each samia,threshold attack took ~230 s wall at that load, so a second defense
+# would cost ~6 min of the 15; the one-shot l1unstructure 0.6 of the block is the premise's comparison.
 LOCATION_WINDOW = (("stride", 1), ("width", 15))
 LOCATION_RMR = (("mem_thre", 0.6), ("weight_decay_mem", 0.1))
-QUICK_WEMEM = WeMemStudy("iter_prunetxt", defenses=(("slide_re", LOCATION_WINDOW), ("ml2", LOCATION_RMR)),
+QUICK_WEMEM = WeMemStudy("iter_prunetxt", defenses=(("slide_re", LOCATION_WINDOW),),
                          flags="--prune_iter 3", memscore_flags="--models 8 --memscore_epochs 10",
                          attacks="samia,threshold")
 QUICK = [  # the longest chain first, so the two workers finish together

@@ -15,7 +15,7 @@ def test_quick_wemem_slice_orders_memscore_prunes_then_adaptive_attacks() -> Non
     mem = [i for i, c in enumerate(cmds) if c.startswith("python memscore.py")]
     wemem_prunes = [i for i, c in enumerate(cmds) if c.startswith("python prune.py") and "iter_prunetxt" in c]
     attacks = [i for i, c in enumerate(cmds) if c.startswith("python mia.py")]
-    assert len(mem) == 1 and len(wemem_prunes) == 3                     # base, slide_re, ml2
+    assert len(mem) == 1 and len(wemem_prunes) == 2                     # base, slide_re
     assert mem[0] < min(wemem_prunes) and max(wemem_prunes) < min(attacks)
     # every defended WeMem attack is adaptive and names the same folder as the prune that made it
     for prune in (cmds[i] for i in wemem_prunes if "--defend" in cmds[i]):
