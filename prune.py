@@ -111,7 +111,8 @@ def prune_one(exp: Experiment, shadow: int | None, setting: ModelSetting, option
     log.info(f"{folder.name} ({role_label(shadow)}): sparsity {measured['overall']:.3f} of all weights, "
              f"{measured['pruned_layers']:.3f} of pruned layers; dev {before[0][0]:.2f} -> {result.dev_acc:.2f}, "
              f"test {before[1][0]:.2f} -> {result.test_acc:.2f} % (original -> fine-tuned); {result.epochs_run} "
-             f"epochs (last round), {result.seconds:.1f} s, {per_epoch:.2f} s/epoch{cost}{privacy}")
+             f"epochs{' (last round)' if 'rounds' in entries else ''}, {result.seconds:.1f} s, {per_epoch:.2f} "
+             f"s/epoch{cost}{privacy}")
 
 
 def main() -> None:
