@@ -79,7 +79,8 @@ def test_wemem_defense_names_its_folder_and_is_attacked_adaptively(work: Path) -
     out = step(work, "mia.py", *ITER, *WEMEM, "--adaptive", "--attacks", "threshold")
     assert out.returncode == 0, out.stderr
     assert f"Load Pruned Shadow Model From result/digits_columnfc/shadow_{DEFENDED}_model_0" in out.stdout
-    records = [json.loads(line) for line in (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()]
+    lines = (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     mine = [r for r in records if r["setting"] == f"{DEFENDED}_adaptive"]
     assert mine and all(r["shadow_prefix"] == DEFENDED and r["defend"] == "slide_ml2" and r["defend_arg"] is None
                         and r["defense_seconds"] == pytest.approx(ckpt["defense_seconds"]) and r["prune_iter"] == 3
@@ -96,7 +97,8 @@ def test_every_wemem_hyper_parameter_names_the_folder() -> None:
     """Two runs that differ in one hyper-parameter never share a folder; unread options do not enter it."""
     base = ("--pruner_name", "iter_prunetxt", "--prune_sparsity", "0.6")
     names = {cli.setting_of(flags(*base, "--defend", "slide_ml2", *extra)).prefix
-             for extra in [(), ("--stride", "2"), ("--width", "7"), ("--mem_thre", "0.5"), ("--weight_decay_mem", "0.1")]}
+             for extra in [(), ("--stride", "2"), ("--width", "7"), ("--mem_thre", "0.5"),
+                           ("--weight_decay_mem", "0.1")]}
     assert len(names) == 5
     assert cli.setting_of(flags(*base, "--defend", "slide_re", "--mem_thre", "0.1")).prefix == \
         "iter_prunetxt_0.6_slide_re_s50-w500"        # the window defense does not read mem_thre
