@@ -780,7 +780,7 @@ def fig_wemem_premise(df: pd.DataFrame, out: Path, wanted: str | None) -> list[E
             continue
         rounds = ", ".join(f"{int(r)}" for r in sorted(it["prune_iter"].unique()))
         entries.append(figure(WEMEM, out, f"wemem_premise_{config}.png", panels,
-                              f"{config}: original vs one-shot vs iterative pruning",
+                              f"premise: {config}",
                               f"WeMem's premise on {config}: attack AUC of the original, one-shot and iterative "
                               f"pruning (undefended, shadows pruned alike) at equal sparsity. Iterative pruning "
                               f"fine-tunes prune_epochs in each of its {rounds} rounds, one-shot once, so the "
