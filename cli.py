@@ -78,18 +78,32 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dp_clip", type=float, default=1.0, help="dp / dpsgd clipping norm (default 1.0)")
     p.add_argument("--dp_delta", type=float, default=1e-5, help="dpsgd delta at which epsilon is reported "
                                                                 "(default 1e-5)")
+    wemem = DefenseOptions()
+    p.add_argument("--stride", type=int, default=wemem.stride,
+                   help=f"WeMem window defenses: ranks the window moves per epoch (default {wemem.stride})")
+    p.add_argument("--width", type=int, default=wemem.width,
+                   help=f"WeMem window defenses: ranks per class per epoch (default {wemem.width})")
+    p.add_argument("--mem_thre", type=float, default=wemem.mem_thre,
+                   help=f"WeMem ml2 family: mem-score at or above which a row is risky (default {wemem.mem_thre:g})")
+    p.add_argument("--weight_decay_mem", type=float, default=wemem.weight_decay_mem,
+                   help="WeMem ml2 family: the risky rows' optimizer weight decay "
+                        f"(default {wemem.weight_decay_mem:g}; WeMem's scripts use 0.1)")
 
 
 def setting_of(ns: argparse.Namespace) -> ModelSetting:
-    """The model named by the flags; a defense without --defend_arg gets that defense's default."""
+    """The model named by the flags; a defense without --defend_arg gets that defense's default, and the
+    options it reads beyond --defend_arg (WeMem's --stride ...) join its folder name."""
     setting = ModelSetting(ns.pruner_name, ns.prune_sparsity, ns.defend or "", ns.defend_arg)
     if setting.defended and setting.defend_arg is None:
         setting = replace(setting, defend_arg=defenses.default_arg(setting.defend))
+    if setting.defended:
+        setting = replace(setting, options=defenses.folder_options(setting.defend, defense_options(ns)))
     return setting
 
 
 def defense_options(ns: argparse.Namespace) -> DefenseOptions:
-    return DefenseOptions(dp_clip=ns.dp_clip, dp_delta=ns.dp_delta)
+    return DefenseOptions(dp_clip=ns.dp_clip, dp_delta=ns.dp_delta, stride=ns.stride, width=ns.width,
+                          mem_thre=ns.mem_thre, weight_decay_mem=ns.weight_decay_mem)
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None

@@ -616,14 +616,20 @@ def load_splits(path: Path) -> Splits:
                         "delete it, or rerun pretrain.py with --overwrite") from None
 
 
-def splits_for(n: int, path: Path, *, overwrite: bool = False, **kw: Any) -> Splits:
+def splits_for(n: int, path: Path, *, overwrite: bool = False, scheme: str = "artifact", n_train: int | None = None,
+               **kw: Any) -> Splits:
     """The experiment's splits: reuse the saved file (verified against the config) or make and save them.
 
+    scheme "artifact" (default): make_splits with the config's fractions `kw`; "wemem": make_wemem_splits
+    (its fixed fractions; `n_train` = the pool's official-train rows) with kw's seed and shadow_num.
     Shadow i depends only on seed + i, so a saved file with a different number of shadows still agrees
     on the ones both have: a later step may use fewer shadows, and more shadows extend the file.
     """
     path = Path(path)
-    expected = make_splits(n, **kw)
+    if scheme == "wemem":
+        expected = make_wemem_splits(n, n_train, seed=kw.get("seed", 7), shadow_num=kw.get("shadow_num", 5))
+    else:
+        expected = make_splits(n, **kw)
     if path.is_file() and not overwrite:
         saved = load_splits(path)
         common = min(len(saved.shadows), len(expected.shadows))

@@ -161,6 +161,10 @@ class Experiment:
             pieces += [x[t], y[t]]
         return SplitTensors(*pieces)
 
+    def train_rows(self, shadow: int | None) -> np.ndarray:
+        """Pool indices of the victim's (None) or shadow i's training split, in split order (mem-score rows)."""
+        return self.splits.victim_train if shadow is None else self.splits.shadows[shadow][0]
+
     def train_config(self, epochs: int) -> TrainConfig:
         cfg = self.cfg
         return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, early_stop=cfg.early_stop,
@@ -235,13 +239,14 @@ def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, remake_spli
                               num_cls=cfg.num_cls, download=opts.download)
     check_model_fits(cfg, pool.x[:2])
     splits = datasets.splits_for(len(pool.y), result_dir(cfg) / "data_index.json", seed=cfg.seed,
-                                 shadow_num=cfg.shadow_num, overwrite=remake_split, **cfg.split)
+                                 shadow_num=cfg.shadow_num, overwrite=remake_split, scheme=cfg.split_scheme,
+                                 n_train=pool.n_train, **cfg.split)
     device = resolve_device(opts.device)
     log.info(f"Total Data Size: {len(pool.y)}, Victim Train Size: {len(splits.victim_train)}, "
              f"Victim Dev Size: {len(splits.victim_dev)}, Victim Test Size: {len(splits.victim_test)}")
     log.info(f"Device: {device}")
     x = pool.x.to(device, memory_format=torch.channels_last) if channels_last(device, pool.x) else pool.x.to(device)
-    pool = datasets.Pool(x=x, y=pool.y.to(device), name=pool.name)
+    pool = datasets.Pool(x=x, y=pool.y.to(device), name=pool.name, n_train=pool.n_train)
     return Experiment(cfg, opts, device, pool, splits)
 
 

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from cli import run_main
 from errors import UserError
@@ -31,6 +32,38 @@ DEFENSE_SPARSITY = 0.6  # the paper's main defense figures (§6.3.2)
 PAPER_DEFENSES = {"ppb": (1, 2, 4, 8, 16), "adv": (0.5, 1, 2, 4, 8, 16), "dp": (0.01, 0.1, 1, 10, 100),
                   "dpsgd": (0.5, 1, 2), "relaxloss": (0.5, 1, 2)}
 QUICK_DEFENSES = {"ppb": (1, 4), "adv": (1, 4), "dp": (0.1,), "dpsgd": (1,), "relaxloss": (1,)}
+
+
+Options = tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class WeMemStudy:
+    """WeMem's grid on one config (its run_shell.sh / run_custom.sh, facts §7): mem-scores once, iterative
+    pruning at `sparsity` without a defense and with each WeMem defense (name, hyper-parameters), attacked
+    with shadows pruned and defended the same way (`--adaptive`, as WeMem's scripts do)."""
+
+    pruner: str                                    # iter_pruning (CNNs) | iter_prunetxt (columnfc)
+    defenses: tuple[tuple[str, Options], ...] = ()
+    sparsity: float = 0.6
+    flags: str = ""                                # e.g. --prune_iter 3 (the config's prune_iter otherwise)
+    memscore_flags: str = ""                       # e.g. --models 8 --memscore_epochs 10
+    attacks: str = "threshold,samia"
+
+    def models(self) -> tuple[ModelSetting, list[ModelSetting]]:
+        """The undefended iterative model and the defended ones."""
+        return (ModelSetting(self.pruner, self.sparsity),
+                [ModelSetting(self.pruner, self.sparsity, d, None, o) for d, o in self.defenses])
+
+    def commands(self, step: Callable[[str, str], str]) -> tuple[list[str], list[str]]:
+        """(training commands, attack commands), `step(script, extra)` adding the block's config and flags."""
+        plain, defended = self.models()
+        train = [step("memscore.py", self.memscore_flags)] if defended else []
+        train += [step("prune.py", f"{m.flags()} {self.flags}".strip()) for m in [plain, *defended]]
+        attacks = [step("mia.py", f"{plain.flags()} {self.flags} --attacks {self.attacks}".replace("  ", " "))]
+        attacks += [step("mia.py", f"{m.flags()} {self.flags} --adaptive --attacks {self.attacks}".replace("  ", " "))
+                    for m in defended]
+        return train, attacks
 
 
 @dataclass(frozen=True)
@@ -48,6 +81,7 @@ class GridBlock:
     refs: bool = False             # refs.py for the original and the settings below (LiRA / RMIA online)
     ref_sparsities: tuple[float, ...] | None = None  # plain settings that get references (None: every one,
     #                                                  defended ones included)
+    wemem: WeMemStudy | None = None  # WeMem's iterative pruning and defenses (NDSS '25)
 
     def commands(self) -> list[str]:
         """The steps in dependency order: pretrain, plain prunes, defended prunes, then the attacks."""
@@ -73,6 +107,11 @@ class GridBlock:
             cmds.append(step("mia.py", f"{victim.flags()} --shadow_pruner_name {unknown.shadows.pruner_name} "
                                        f"--shadow_prune_sparsity {unknown.shadows.sparsity:g} "
                                        f"--attacks {self.study_attacks}"))
+        if self.wemem is not None:  # its training steps before the block's attacks, in the same chain
+            train, attacks = self.wemem.commands(step)
+            first_attack = next(i for i, c in enumerate(cmds) if c.startswith("python mia.py"))
+            cmds[first_attack:first_attack] = train
+            cmds += attacks
         return cmds
 
     def ref_settings(self, plain: list[ModelSetting], defended: list[ModelSetting]) -> list[ModelSetting]:
@@ -86,7 +125,12 @@ class GridBlock:
     def names(self) -> tuple[set[str], set[str], set[str]]:
         """(pruners, defenses, attacks) this block names, for `check_names`."""
         attacks = {a for a in self.study_attacks.split(",") if a != "all"}
-        return set(self.pruners) | set(self.defense_pruners), set(self.defenses), attacks
+        pruners, defenses = set(self.pruners) | set(self.defense_pruners), set(self.defenses)
+        if self.wemem is not None:
+            pruners.add(self.wemem.pruner)
+            defenses |= {d for d, _ in self.wemem.defenses}
+            attacks |= {a for a in self.wemem.attacks.split(",") if a != "all"}
+        return pruners, defenses, attacks
 
     def check(self) -> None:
         """Every pruner, defense and attack this block names exists in its registry."""
@@ -139,12 +183,39 @@ class NasBlock:
 # settings run the offline variants on the 2 shadows, and `--attacks all` skips the online ones there).
 QUICK_FLAGS = "--shadow_num 2 --attack_epochs 10 --attack_lr 0.01"
 QUICK_REF_MODELS = 8
+# WeMem's slice: 8 mem-score models of 10 epochs, 3 rounds, WeMem's Location settings (the nearest tabular
+# run of its scripts), one defense (slide_re, the cheapest: 43 s vs ml2's 108 s for its prune under load
+# ~11) attacked adaptively: each samia,threshold attack took ~230 s wall at that load, so a second defense
+# would cost ~6 min of the 15; the one-shot l1unstructure 0.6 of the block is the premise's comparison.
+LOCATION_WINDOW = (("stride", 1), ("width", 15))
+LOCATION_RMR = (("mem_thre", 0.6), ("weight_decay_mem", 0.1))
+QUICK_WEMEM = WeMemStudy("iter_prunetxt", defenses=(("slide_re", LOCATION_WINDOW),),
+                         flags="--prune_iter 3", memscore_flags="--models 8 --memscore_epochs 10",
+                         attacks="samia,threshold")
 QUICK = [  # the longest chain first, so the two workers finish together
     GridBlock("synthetic_purchase_columnfc", sparsities=(0.6, 0.9), defenses=QUICK_DEFENSES, unknown=2,
-               flags=f"{QUICK_FLAGS} --ref_models {QUICK_REF_MODELS}", study_attacks="samia,threshold",
-               refs=True, ref_sparsities=(0.6,)),
+              flags=f"{QUICK_FLAGS} --ref_models {QUICK_REF_MODELS}", study_attacks="samia,threshold",
+              refs=True, ref_sparsities=(0.6,), wemem=QUICK_WEMEM),
     GridBlock("digits_resnet18", pruners=ALL_PRUNERS, sparsities=(0.7,), flags=QUICK_FLAGS + " --prune_epochs 4"),
     GridBlock("digits_columnfc", sparsities=PAPER_SPARSITIES, flags=QUICK_FLAGS),
+]
+
+# WeMem's run_shell.sh (Base, slide_re, ml2, slide_ml2; sparsity 0.6, prune_iter 5 from the configs) and
+# run_custom.sh (ppb 4, adv 2, relaxloss 1, dp 0.1 under iterative pruning, adaptive), facts §7; plus the
+# one-shot l1unstructure 0.6 run of the premise (original vs one-shot vs iterative).
+WEMEM_CUSTOM = {"ppb": (4,), "adv": (2,), "relaxloss": (1,), "dp": (0.1,)}
+WEMEM_PAPER = [
+    GridBlock("wemem_cifar10_resnet18", sparsities=(0.6,), defenses=WEMEM_CUSTOM, defense_pruners=("iter_pruning",),
+              study_attacks="threshold,samia",
+              wemem=WeMemStudy("iter_pruning", defenses=(
+                  ("slide_re", (("stride", 50), ("width", 500))),
+                  ("ml2", (("mem_thre", 0.5), ("weight_decay_mem", 0.1))),
+                  ("slide_ml2", (("stride", 100), ("width", 500), ("mem_thre", 0.5), ("weight_decay_mem", 0.1)))))),
+    GridBlock("wemem_location_columnfc", sparsities=(0.6,), defenses=WEMEM_CUSTOM, defense_pruners=("iter_prunetxt",),
+              study_attacks="threshold,samia",
+              wemem=WeMemStudy("iter_prunetxt", defenses=(
+                  ("slide_re", LOCATION_WINDOW), ("ml2", LOCATION_RMR),
+                  ("slide_ml2", LOCATION_WINDOW + LOCATION_RMR)))),
 ]
 
 CNN_CONFIGS = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "dense", "vgg16")]
@@ -156,6 +227,7 @@ PAPER = (
     + [GridBlock(c, defenses=PAPER_DEFENSES, refs=True) for c in ("location", "purchase", "texas100")]
     # Table 2: other train/test/dev ratios of CIFAR10 ResNet18, L1-unstructured 0.7.
     + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,), refs=True) for r in ("50_40", "60_30", "70_20")]
+    + WEMEM_PAPER
 )
 # Architecture-level privacy (nas_privacy.py, Li et al.). Quick: the undefended slice on digits (~2 min on 2
 # busy cores; the defenses add ~1 min each, measured in docs, so they stay in the paper profile). Paper: Tables

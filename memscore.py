@@ -157,11 +157,12 @@ def save_scores(folder: Path, rows: np.ndarray, raw: np.ndarray, n_pool: int) ->
     return score
 
 
-def load_scores(folder: Path, split_rows: np.ndarray) -> np.ndarray:
-    """The mem-scores of one model's own training rows (pool indices, in split order): victim and shadows alike."""
+def load_scores(folder: Path, split_rows: np.ndarray, command: str = "python memscore.py CONFIG") -> np.ndarray:
+    """The mem-scores of one model's own training rows (pool indices, in split order): victim and shadows alike.
+    `command`: the memscore.py command the error hint names."""
     path = Path(folder) / "scores.npz"
     if not path.is_file():
-        raise UserError(f"mem-scores {path} not found", "run: python memscore.py CONFIG (or --memscore_csv FILE)")
+        raise UserError(f"mem-scores {path} not found", f"run: {command} (or with --memscore_csv FILE)")
     with np.load(path) as f:
         per_pool = f["per_pool"]
     scores = per_pool[np.asarray(split_rows)]

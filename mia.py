@@ -3,6 +3,7 @@ report every metric (DESIGN §8-9).
 
     python mia.py [DEVICE] CONFIG --pruner_name l1unstructure --prune_sparsity 0.7 --attacks all
                   [--defend ppb --defend_arg 4 [--adaptive]] [--original]
+                  [--pruner_name iter_prunetxt --defend slide_re --stride 1 --width 15 [--adaptive]]
                   [--shadow_pruner_name slim --shadow_prune_sparsity 0.5]
 """
 from __future__ import annotations
@@ -272,7 +273,8 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
         sensitivity_gap=sensitivity_gap(victim.sens[m], y[m], victim.sens[~m], y[~m]),
         generalization_gap=generalization_gap(victim.train_acc, victim.test_acc),
         epsilon=extras.get("epsilon"), delta=extras.get("delta"), feature_seconds=feature_seconds,
-        versions=versions())
+        versions=versions(), defense_options=dict(v.options) or None, defense_seconds=ckpt.get("defense_seconds"),
+        prune_iter=ckpt.get("prune_iter"), split_scheme=cfg.split_scheme)
 
 
 def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np.ndarray, out: Path,

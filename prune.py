@@ -1,7 +1,11 @@
 """Step 2: prune the victim and shadow originals with one approach and sparsity, then fine-tune them with
-the shared training loop, optionally under a defense (DESIGN §6-7).
+the shared training loop, optionally under a defense (DESIGN §6-7). A one-shot approach prunes once from
+the pretrained weights; an iterative one (WeMem's iter_pruning / iter_prunetxt) runs `prune_iter` rounds of
+`prune_epochs` epochs (pruner.iterative_prune), the defense active in every round.
 
     python prune.py [DEVICE] CONFIG --pruner_name l1unstructure --prune_sparsity 0.7 [--defend ppb --defend_arg 4]
+    python prune.py [DEVICE] CONFIG --pruner_name iter_prunetxt --prune_sparsity 0.6 [--prune_iter 5]
+                    [--defend slide_ml2 --stride 1 --width 15 --mem_thre 0.6 --weight_decay_mem 0.1]
 """
 from __future__ import annotations
 
@@ -12,16 +16,19 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import functools
+from dataclasses import asdict, replace
 
 import torch
+from torch import nn
 
+import memscore
 import pruner
 from cli import add_setting_flags, add_workers_flag, base_parser, defense_options, parse, run_main, setting_of
-from defenses import DefenseOptions, create_defense
+from defenses import Defense, DefenseOptions, create_defense, needs_mem_scores
 from experiment import Experiment, check_setting, for_each_model, model_seed, open_experiment, role_label
 from setting import ModelSetting
 from storage import atomic_torch_save, log
-from training import evaluate, fit
+from training import FitResult, SplitTensors, evaluate, fit
 
 
 def basic_seconds_per_epoch(exp: Experiment, setting: ModelSetting, shadow: int | None) -> float | None:
@@ -33,8 +40,40 @@ def basic_seconds_per_epoch(exp: Experiment, setting: ModelSetting, shadow: int 
     return ckpt.get("seconds_per_epoch")
 
 
+def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, options: DefenseOptions) -> DefenseOptions:
+    """The options with what the experiment supplies for this model: its own mem-score rows, when the
+    defense reads them (victim and shadows read the one per-config table, each at its own train rows)."""
+    if not needs_mem_scores(setting.defend):
+        return options
+    scores = memscore.load_scores(exp.root / "memscore", exp.train_rows(shadow), exp.command("memscore.py"))
+    return replace(options, mem_scores=scores)
+
+
+def fine_tune(exp: Experiment, model: nn.Module, data: SplitTensors, setting: ModelSetting, hooks: Defense,
+              seed: int, label: str, desc: str) -> tuple[FitResult, dict]:
+    """Prune and fine-tune: once (one-shot approaches) or in `prune_iter` rounds (iterative ones, facts §1).
+    Returns the fit result and extra checkpoint entries (one-shot: the accuracies right after pruning;
+    iterative: the rounds, their schedule and measured sparsity)."""
+    cfg = exp.cfg
+    pruner_name, sparsity = str(setting.pruner_name), float(setting.sparsity or 0.0)
+    generator = torch.Generator().manual_seed(seed)
+    train_cfg = exp.train_config(cfg.fine_tune_epochs)
+    if not pruner.PRUNERS.get(pruner_name).iterative:
+        pruner.prune_model(model, pruner_name, sparsity, model_name=cfg.model_name)
+        pruned = {"pruned_dev_acc": evaluate(model, data.dev_x, data.dev_y)[0],
+                  "pruned_test_acc": evaluate(model, data.test_x, data.test_y)[0]}
+        return fit(model, data, train_cfg, hooks=hooks, generator=generator, label=label, desc=desc), pruned
+    log.info(f"Iterative pruning: {cfg.prune_iter} rounds of {cfg.fine_tune_epochs} epochs, layer sparsity schedule "
+             + ", ".join(f"{t:.4f}" for t in pruner.iterative_schedule(sparsity, cfg.prune_iter)))
+    result, rounds = pruner.iterative_prune(model, data, train_cfg, cfg.prune_iter, sparsity, pruner_name,
+                                            lambda: hooks, generator, model_name=cfg.model_name, label=label)
+    return result, {"prune_iter": cfg.prune_iter, "schedule": result.extras["schedule"],
+                    "rounds": [asdict(r) for r in rounds]}
+
+
 def prune_one(exp: Experiment, shadow: int | None, setting: ModelSetting, options: DefenseOptions) -> None:
-    """Prune + fine-tune one model unless finished; masks come from the pretrained weights and stay fixed."""
+    """Prune + fine-tune one model unless finished; masks come from the pretrained weights (one-shot) or from
+    the weights entering each round (iterative), and a pruned weight stays zero."""
     cfg = exp.cfg
     folder = exp.model_dir(setting, shadow)
     if (folder / "best.pth").exists() and not exp.opts.overwrite:
@@ -46,14 +85,14 @@ def prune_one(exp: Experiment, shadow: int | None, setting: ModelSetting, option
     before = evaluate(model, data.dev_x, data.dev_y), evaluate(model, data.test_x, data.test_y)
     log.info(f"Pretrained {who}: Dev Accuracy {before[0][0]:.3f}, Test Accuracy {before[1][0]:.3f}")
     pruner_name, sparsity = str(setting.pruner_name), float(setting.sparsity or 0.0)
-    pruner.prune_model(model, pruner_name, sparsity, model_name=cfg.model_name)
-    pruned = evaluate(model, data.dev_x, data.dev_y)[0], evaluate(model, data.test_x, data.test_y)[0]
     seed = model_seed(cfg, shadow, "prune")
     torch.manual_seed(seed)
-    hooks = create_defense(setting.defend, setting.defend_arg, options)
-    result = fit(model, data, exp.train_config(cfg.fine_tune_epochs), hooks=hooks,
-                 generator=torch.Generator().manual_seed(seed),
-                 label="Prune " if shadow is None else "Shadow Prune ", desc=folder.name)
+    hooks = create_defense(setting.defend, setting.defend_arg, role_options(exp, shadow, setting, options))
+    result, entries = fine_tune(exp, model, data, setting, hooks, seed,
+                                  "Prune " if shadow is None else "Shadow Prune ", folder.name)
+    # WeMem's defense time: the fine-tuning loop(s) with per-epoch evaluation, preparation excluded
+    defense_seconds = result.extras.get("rounds_seconds", result.seconds)
+    log.info(f"Total {setting.defend or 'Base'} defend time: {defense_seconds:.2f}s")
     state, masks = pruner.bake(model)
     measured = pruner.measure_sparsity(model, pruner_name, model_name=cfg.model_name)
     train_acc = evaluate(model, data.train_x, data.train_y)[0]
@@ -61,18 +100,19 @@ def prune_one(exp: Experiment, shadow: int | None, setting: ModelSetting, option
     ckpt = result.checkpoint() | {"state": state, "masks": masks, "train_acc": train_acc,
                                   "sparsity": measured, "pruner_name": pruner_name,
                                   "prune_sparsity": sparsity, "defend": setting.defend,
-                                  "defend_arg": setting.defend_arg, "seconds_per_epoch": per_epoch,
-                                  "pruned_dev_acc": pruned[0], "pruned_test_acc": pruned[1]}
+                                  "defend_arg": setting.defend_arg, "defense_options": dict(setting.options),
+                                  "defense_seconds": defense_seconds, "seconds_per_epoch": per_epoch,
+                                  "split_scheme": cfg.split_scheme} | entries
     atomic_torch_save(ckpt, folder / "best.pth")
     basic = basic_seconds_per_epoch(exp, setting, shadow)
     cost = f" ({per_epoch - basic:+.2f} s/epoch vs no defense)" if basic is not None else ""
     privacy = f", epsilon {result.extras['epsilon']:.2f} at delta {result.extras['delta']:g}" \
         if "epsilon" in result.extras else ""
     log.info(f"{folder.name} ({role_label(shadow)}): sparsity {measured['overall']:.3f} of all weights, "
-             f"{measured['pruned_layers']:.3f} of pruned layers; dev {before[0][0]:.2f} -> {pruned[0]:.2f} -> "
-             f"{result.dev_acc:.2f}, test {before[1][0]:.2f} -> {pruned[1]:.2f} -> {result.test_acc:.2f} % "
-             f"(original -> pruned -> fine-tuned); {result.epochs_run} epochs, {result.seconds:.1f} s, "
-             f"{per_epoch:.2f} s/epoch{cost}{privacy}")
+             f"{measured['pruned_layers']:.3f} of pruned layers; dev {before[0][0]:.2f} -> {result.dev_acc:.2f}, "
+             f"test {before[1][0]:.2f} -> {result.test_acc:.2f} % (original -> fine-tuned); {result.epochs_run} "
+             f"epochs{' (last round)' if 'rounds' in entries else ''}, {result.seconds:.1f} s, {per_epoch:.2f} "
+             f"s/epoch{cost}{privacy}")
 
 
 def main() -> None:
@@ -84,6 +124,8 @@ def main() -> None:
     check_setting(cfg, setting, options)
     exp = open_experiment(opts, cfg, f"prune_{setting.prefix}.log")
     exp.require_models(ModelSetting.original())  # fail before any work when step 1 has not run
+    for shadow in exp.roles():  # a missing or short mem-score table, too
+        role_options(exp, shadow, setting, options)
     for_each_model(exp, functools.partial(prune_one, setting=setting, options=options), f"prune_{setting.prefix}.log")
 
 

@@ -39,6 +39,7 @@ from attackers import (baseline_result, comparison_results, headline_results, me
 from cli import run_main  # noqa: E402
 from errors import UserError  # noqa: E402
 from results import AttackRecord  # noqa: E402
+from setting import OPTION_SHORT, options_suffix  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 KEY = ["config", "setting", "attack"]
@@ -989,10 +990,104 @@ def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
             + fig_iso_accuracy(df, out) + fig_roc_every_attack(df, root, out))
 
 
+
+# ----------------------------------------------------------------------------------------------- WeMem (NDSS '25)
+WEMEM = "WeMem (iterative pruning)"
+PREMISE_ATTACKS = ("samia", "mentr")  # WeMem's two headline attacks (its scripts: samia and the threshold family)
+
+
+def iterative(df: pd.DataFrame) -> pd.Series:
+    """Records of iteratively pruned victims: results schema 3 writes their prune_iter (None for one-shot)."""
+    if "prune_iter" not in df:
+        return pd.Series(False, index=df.index)
+    return df["prune_iter"].notna()
+
+
+def wemem_defense(row: pd.Series) -> str:
+    """`base`, `ppb 4`, `slide_re s1-w15`: the defense with its argument and folder options."""
+    found = {str(k).split(".", 1)[1]: float(v) for k, v in row.items()
+             if str(k).startswith("defense_options.") and pd.notna(v)}
+    order = [*OPTION_SHORT, *sorted(set(found) - set(OPTION_SHORT))]  # flag order (JSON keys come sorted)
+    options = tuple((k, found[k]) for k in order if k in found)
+    arg = f" {row['defend_arg']:g}" if pd.notna(row.get("defend_arg")) else ""
+    suffix = f" {options_suffix(options)}" if options else ""
+    return (row["defend"] or "base") + arg + suffix
+
+
+def wemem_table(df: pd.DataFrame) -> pd.DataFrame:
+    """WeMem's table: per iteratively pruned setting (undefended and each defense, adaptive or not), test
+    accuracy, defense time and every attack's accuracy and AUC (%)."""
+    index = ["config", "pruner_name", "prune_sparsity", "prune_iter", "defense", "adaptive", "victim_test_acc",
+             "defense_seconds"]
+    d = df[iterative(df) & ~unknown(df)]
+    if d.empty:
+        return pd.DataFrame(columns=index)
+    d = d.assign(defense=[wemem_defense(r) for _, r in d.iterrows()])
+    wide = d.set_index([*index, "attack"])[["paper_acc", "auc"]].unstack("attack")
+    order = [a for a in result_order() if a in set(d["attack"])] + sorted(set(d["attack"]) - set(result_order()))
+    wide = wide.reindex(columns=[(m, a) for a in order for m in ("paper_acc", "auc")])
+    wide.columns = [f"{a} {'acc' if m == 'paper_acc' else 'AUC'}" for m, a in wide.columns]
+    return wide.reset_index()
+
+
+def premise_panel(rows: pd.DataFrame, sparsity: float, attacks: list[str]) -> Panel | None:
+    """Bars of attack AUC: the original, each one-shot pruner and each iterative pruner at `sparsity`."""
+    pruned = rows[~rows["original"] & np.isclose(rows["prune_sparsity"], sparsity)]
+    groups = [("original", rows[rows["original"]])]
+    for kind, part in (("one-shot", pruned[~iterative(pruned)]), ("iterative", pruned[iterative(pruned)])):
+        groups += [(f"{p}\n({kind})", g) for p, g in part.groupby("pruner_name", sort=True)]
+    if len(groups) < 3:
+        return None
+    series = [Series(a, range(len(groups)), [float(g.loc[g["attack"] == a, "auc"].iloc[-1])
+                                             if (g["attack"] == a).any() else np.nan for _, g in groups], kind="bar")
+              for a in attacks]
+    return Panel(f"sparsity {sparsity:g}", "", "attack AUC (%)", series, xticklabels=[n for n, _ in groups])
+
+
+def fig_wemem_premise(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    """WeMem's premise: iterative pruning leaks more than one-shot pruning at the same sparsity."""
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        rows = plain(cfg)
+        it = rows[iterative(rows)]
+        if it.empty:
+            continue
+        attacks = [a for a in dict.fromkeys([main_attack(rows, wanted), *PREMISE_ATTACKS]) if a in set(rows["attack"])]
+        panels = [p for s in sorted(it["prune_sparsity"].unique()) if (p := premise_panel(rows, s, attacks))]
+        what = f"premise figure for {config}"
+        if not panels:
+            entries.append(skip(WEMEM, what, "needs the original and a one-shot record at an iterative sparsity"))
+            continue
+        rounds = ", ".join(f"{int(r)}" for r in sorted(it["prune_iter"].unique()))
+        entries.append(figure(WEMEM, out, f"wemem_premise_{config}.png", panels,
+                              f"premise: {config}",
+                              f"WeMem's premise on {config}: attack AUC of the original, one-shot and iterative "
+                              f"pruning (undefended, shadows pruned alike) at equal sparsity. Iterative pruning "
+                              f"fine-tunes prune_epochs in each of its {rounds} rounds, one-shot once, so the "
+                              "total fine-tuning epochs differ by that factor.", ncols=2))
+    return entries
+
+
+def wemem_outputs(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    """WeMem's table (CSV + Markdown) and premise figure; nothing when no record is iteratively pruned."""
+    table = wemem_table(df)
+    if table.empty:
+        return []
+    md = per_config_markdown("WeMem: iterative pruning and its defenses",
+                             "Victim test accuracy, defense time (s: all rounds' fine-tuning with per-epoch "
+                             "evaluation, WeMem's measure) and each attack's accuracy and AUC (%), per defense "
+                             "(its argument and hyper-parameters); adaptive = shadows defended alike.", table)
+    entries = [Entry(WEMEM, "wemem.csv", "WeMem's table per iteratively pruned setting and defense."),
+               Entry(WEMEM, "wemem.md", "The same, per config (Markdown).")]
+    table.to_csv(out / "wemem.csv", index=False)
+    (out / "wemem.md").write_text(md)
+    return entries + fig_wemem_premise(df, out, wanted)
+
+
 # ----------------------------------------------------------------------------------------------- index + CLI
 NAS_SECTION = "Architecture privacy (nas_privacy.py)"
 SECTIONS = ("Tables", "Fig 1", "Figs 7-8", "Fig 9", "Fig 10", "Fig 12", "Figs 16-19", "ROC curves",
-            "Reference attacks", NAS_SECTION)
+            "Reference attacks", WEMEM, NAS_SECTION)
 
 
 def index_markdown(entries: list[Entry], notes: list[str], logdir: Path, n_records: int) -> str:
@@ -1025,7 +1120,7 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     if not df.empty:  # a log of nas_privacy.py runs alone has no pruning results
         entries += (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
                     + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
-                    + fig_roc(df, root, out) + reference_report(df, root, out))
+                    + wemem_outputs(df, out, attack) + fig_roc(df, root, out) + reference_report(df, root, out))
     (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df) + n_nas))
     return entries
 

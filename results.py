@@ -17,7 +17,7 @@ from typing import Any
 from errors import UserError
 from storage import append_jsonl
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 3  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings
 # field name -> JSON key, where the JSON key is not a Python identifier
 JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr", "tpr_at_0_01pct_fpr": "tpr_at_0.01pct_fpr",
               "tpr_at_0_1pct_fpr_ci_low": "tpr_at_0.1pct_fpr_ci_low",
@@ -86,6 +86,13 @@ class AttackRecord:
     scores_file: str | None = None
     time: str | None = None
     versions: dict[str, str] | None = None
+    # WeMem (NDSS '25; version 3): the victim's defense hyper-parameters beyond defend_arg (stride, width,
+    # mem_thre, weight_decay_mem), its fine-tuning time as WeMem measures it (all rounds, preparation
+    # excluded), its iterative rounds (None: one-shot), and the data split scheme
+    defense_options: dict[str, float] | None = None
+    defense_seconds: float | None = None
+    prune_iter: int | None = None
+    split_scheme: str | None = None
     version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -1,6 +1,7 @@
 """Which model: the typed name of an original, pruned or pruned-and-defended model (DESIGN §9).
 
-One `ModelSetting` gives the artifact's folder prefix `<pruner>_<sparsity>[_<defend>_<arg>]`, the model's
+One `ModelSetting` gives the artifact's folder prefix `<pruner>_<sparsity>[_<defend>[_<arg>][_<options>]]`
+(options: a WeMem defense's hyper-parameters, e.g. `_slide_ml2_s1-w15-thr0.6-wdm0.1`), the model's
 folder for the victim or a shadow, and the prune.py flags that make it. prune.py, mia.py, grid.py and
 report.py share it, so no script builds or parses a prefix string by hand. No torch import: the grid and
 the report use it too.
@@ -18,6 +19,17 @@ def fmt_number(v: float) -> str:
     return repr(float(v))
 
 
+# Folder spelling of the defense options (WeMem's: stride, width, risk threshold, risky weight decay);
+# an option not listed is spelled by its own name.
+OPTION_SHORT = {"stride": "s", "width": "w", "mem_thre": "thr", "weight_decay_mem": "wdm"}
+Options = tuple[tuple[str, float], ...]
+
+
+def options_suffix(options: Options) -> str:
+    """`s50-w500-thr0.6-wdm0.0005`: every option with its value (:g keeps 50 an integer and 5e-4 readable)."""
+    return "-".join(f"{OPTION_SHORT.get(k, k)}{v:g}" for k, v in options)
+
+
 @dataclass(frozen=True)
 class ModelSetting:
     """A pruned model (pruner + sparsity), optionally fine-tuned under a defense; `original()` is unpruned."""
@@ -25,7 +37,8 @@ class ModelSetting:
     pruner_name: str | None = None        # None: the original (unpruned) model
     sparsity: float | None = None
     defend: str = ""                      # "" = basic (no defense); names are lower case
-    defend_arg: float | None = None
+    defend_arg: float | None = None       # None: a defense that takes no --defend_arg
+    options: Options = ()                 # the defense's folder-naming options (Defense.folder_options)
 
     def __post_init__(self) -> None:
         # "basic", "" and any capitalisation name the same defense, so they must name the same folder
@@ -33,6 +46,8 @@ class ModelSetting:
         object.__setattr__(self, "defend", "" if name == NO_DEFENSE else name)
         if not self.defend:
             object.__setattr__(self, "defend_arg", None)
+            object.__setattr__(self, "options", ())
+        object.__setattr__(self, "options", tuple((str(k), v) for k, v in self.options))
 
     @classmethod
     def original(cls) -> "ModelSetting":
@@ -57,7 +72,9 @@ class ModelSetting:
             return None
         prefix = f"{self.pruner_name}_{fmt_number(self.sparsity or 0.0)}"
         if self.defend:
-            prefix += f"_{self.defend}_{fmt_number(self.defend_arg if self.defend_arg is not None else 0.0)}"
+            prefix += f"_{self.defend}" + (f"_{fmt_number(self.defend_arg)}" if self.defend_arg is not None else "")
+        if self.options:
+            prefix += f"_{options_suffix(self.options)}"
         return prefix
 
     def folder(self, root: Path, shadow: int | None) -> Path:
@@ -77,8 +94,9 @@ class ModelSetting:
             return ""
         out = f"--pruner_name {self.pruner_name} --prune_sparsity {self.sparsity:g}"
         if self.defend:
-            out += f" --defend {self.defend} --defend_arg {self.defend_arg:g}"
-        return out
+            out += f" --defend {self.defend}" + (f" --defend_arg {self.defend_arg:g}" if self.defend_arg is not None
+                                                 else "")
+        return out + "".join(f" --{k} {v:g}" for k, v in self.options)
 
     def make_script(self) -> str:
         """The step that makes this model: pretrain.py for originals, prune.py otherwise."""
@@ -104,7 +122,7 @@ class AttackSetting:
             return cls(victim, victim)
         shadows = ModelSetting(shadow_pruner_name or victim.pruner_name,
                                shadow_sparsity if shadow_sparsity is not None else victim.sparsity,
-                               victim.defend if adaptive else "", victim.defend_arg)
+                               victim.defend if adaptive else "", victim.defend_arg, victim.options)
         return cls(victim, shadows, adaptive)
 
     @property

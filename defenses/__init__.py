@@ -11,6 +11,7 @@ from defenses.base import ArgSpec, Defense, DefenseOptions
 from defenses.dp import DPSGD, MicrobatchDP
 from defenses.ppb import PPB
 from defenses.relaxloss import RelaxLoss
+from defenses.wemem import WEMEM_DEFENSES
 from registry import Registry
 
 DEFENSES: Registry[type[Defense]] = Registry("defense")
@@ -22,6 +23,8 @@ register_defense(AdvReg)
 register_defense(MicrobatchDP)
 register_defense(DPSGD)
 register_defense(RelaxLoss)
+for _wemem in WEMEM_DEFENSES.values():  # slide, slide_re, random, ml2, slide_ml2, slide_re_ml2 (NDSS '25)
+    register_defense(_wemem)
 
 
 def _key(name: str) -> str:
@@ -39,12 +42,26 @@ def default_arg(name: str) -> float | None:
     return spec.default if spec else None
 
 
+def needs_mem_scores(name: str) -> bool:
+    """Whether the defense reads this model's mem-scores (DefenseOptions.mem_scores; WeMem's defenses)."""
+    return DEFENSES.get(_key(name)).needs_mem_scores
+
+
+def folder_options(name: str, options: DefenseOptions) -> tuple[tuple[str, float], ...]:
+    """The options beyond --defend_arg that name the defense's folders (see Defense.folder_options)."""
+    return DEFENSES.get(_key(name)).folder_options(options)
+
+
 def defense_help() -> str:
     """The --defend help: every defense with the meaning and default of its argument."""
-    parts = [f"{d.name}: {d.arg.meaning}, default {d.arg.default:g}" if d.arg else f"{d.name} (or ''): none"
-             for d in DEFENSES]
+    def one(d: type[Defense]) -> str:
+        if d.arg:
+            return f"{d.name}: {d.arg.meaning}, default {d.arg.default:g}"
+        return f"{d.name} (or ''): none" if d is Defense else f"{d.name}: no --defend_arg"
+    parts = [one(d) for d in DEFENSES]
     return "; ".join(parts)
 
 
 __all__ = ["DEFENSES", "ArgSpec", "Defense", "DefenseOptions", "create_defense", "default_arg", "defense_help",
-           "register_defense", "AdvReg", "DPSGD", "MicrobatchDP", "PPB", "RelaxLoss"]
+           "register_defense", "needs_mem_scores", "folder_options",
+           "AdvReg", "DPSGD", "MicrobatchDP", "PPB", "RelaxLoss"]

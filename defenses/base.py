@@ -8,7 +8,7 @@ the config), so "no defense" is an entry like any other.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from errors import UserError
@@ -40,6 +40,14 @@ class DefenseOptions:
     dp_clip: float = 1.0
     dp_delta: float = 1e-5
     adv_steps: int = 1
+    # WeMem's defenses (defenses/wemem.py; its argparse defaults)
+    stride: int = 50
+    width: int = 500
+    mem_thre: float = 0.6
+    weight_decay_mem: float = 5e-4
+    # Supplied by the experiment, not the user: this model's mem-score per training row, in split order
+    # (memscore.load_scores), for the defenses with `needs_mem_scores`.
+    mem_scores: Any = field(default=None, compare=False, repr=False)
 
     def checked(self, *names: str) -> "DefenseOptions":
         """Self, after checking the named options against OPTION_RULES (UserError naming the flag)."""
@@ -69,6 +77,14 @@ class Defense(TrainHooks):
     name: ClassVar[str] = "basic"
     arg: ClassVar[ArgSpec | None] = None  # None: takes no --defend_arg
     uses: ClassVar[dict[str, str]] = {}   # constructor keyword -> DefenseOptions field it is given
+    needs_mem_scores: ClassVar[bool] = False  # True: the experiment must set DefenseOptions.mem_scores
+
+    @classmethod
+    def folder_options(cls, options: DefenseOptions) -> tuple[tuple[str, float], ...]:
+        """The DefenseOptions this defense reads that name its models' folders (beyond --defend_arg), as
+        (flag name, value) pairs in flag order, so sweeps over them never overwrite each other."""
+        del options
+        return ()
 
     @classmethod
     def create(cls, arg: float | None, options: DefenseOptions) -> "Defense":

@@ -26,14 +26,17 @@ make_wemem_defense.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from defenses.base import Defense, DefenseOptions, require
 from errors import UserError
-from training import SplitTensors, StepStats, TrainConfig, TrainHooks
+from setting import options_suffix
+from training import SplitTensors, StepStats, TrainConfig
 
 DEFAULT_STRIDE, DEFAULT_WIDTH = 50, 500  # WeMem's run_shell.sh for CIFAR-10 slide_re (location: 1, 15)
 DEFAULT_MEM_THRE = 0.6
@@ -97,11 +100,37 @@ def epoch_groups(positions: np.ndarray | None, risky: np.ndarray | None, n: int)
 
 
 # ------------------------------------------------------------------------------------------------ hooks
-class WeMemHooks(TrainHooks):
-    """Shared machinery. `scores`: the mem-score of each row of THIS model's training split, in its order."""
+class WeMemHooks(Defense):
+    """Shared machinery. `scores`: the mem-score of each row of THIS model's training split, in its order.
+
+    A registry defense: no --defend_arg (WeMem has none; its settings are --stride, --width, --mem_thre and
+    --weight_decay_mem, which name the folders), and the experiment supplies the scores (`needs_mem_scores`).
+    """
 
     window: str | None = None  # "desc" | "asc" | "split" | None (no window)
     rmr = False
+    needs_mem_scores = True
+
+    @classmethod
+    def create(cls, arg: float | None, options: DefenseOptions) -> "WeMemHooks":
+        """Validates the options; without scores (a flag check before any data) an empty table stands in,
+        which setup refuses, so a model is never trained without its own scores."""
+        require(arg is None, f"{cls.name} takes no --defend_arg",
+                "set --stride, --width, --mem_thre, --weight_decay_mem")
+        require(math.isfinite(options.mem_thre), f"--mem_thre must be finite, got {options.mem_thre}",
+                "a number; WeMem's scores lie in [0, 1]")
+        scores = options.mem_scores if options.mem_scores is not None else np.zeros(0)
+        return cls(scores, stride=options.stride, width=options.width, mem_thre=options.mem_thre,
+                   weight_decay_mem=options.weight_decay_mem)
+
+    @classmethod
+    def folder_options(cls, options: DefenseOptions) -> tuple[tuple[str, float], ...]:
+        out: tuple[tuple[str, float], ...] = ()
+        if cls.window is not None:
+            out += (("stride", options.stride), ("width", options.width))
+        if cls.rmr:
+            out += (("mem_thre", options.mem_thre), ("weight_decay_mem", options.weight_decay_mem))
+        return out
 
     def __init__(self, scores: np.ndarray, *, stride: int = DEFAULT_STRIDE, width: int = DEFAULT_WIDTH,
                  mem_thre: float = DEFAULT_MEM_THRE, weight_decay_mem: float = DEFAULT_WEIGHT_DECAY_MEM) -> None:
@@ -128,13 +157,9 @@ class WeMemHooks(TrainHooks):
         return out
 
     def folder_suffix(self) -> str:
-        """e.g. `s50-w500_thr0.5-wdm0.1`: every hyper-parameter in the name, so sweeps never overwrite."""
-        parts = []
-        if self.window is not None:
-            parts.append(f"s{self.stride}-w{self.width}")
-        if self.rmr:
-            parts.append(f"thr{self.mem_thre!r}-wdm{self.weight_decay_mem!r}")
-        return "_".join(parts)
+        """e.g. `s50-w500-thr0.5-wdm0.1`: every hyper-parameter in the name (setting.options_suffix, the one
+        spelling of ModelSetting's folders), so sweeps never overwrite each other."""
+        return options_suffix(tuple(self.settings().items()))
 
     def setup(self, model: nn.Module, data: SplitTensors, cfg: TrainConfig, generator: torch.Generator) -> None:
         """Once per model (rounds reuse it): rank each class and split risky / general."""
@@ -170,7 +195,10 @@ class WeMemHooks(TrainHooks):
         """Each group shuffled and sliced; `self.group` names the group of the batch being yielded."""
         for name, positions in self.groups(self.epoch):
             order = torch.randperm(len(positions), generator=generator)
-            for chunk in torch.from_numpy(positions)[order].split(batch_size):
+            chunks = list(torch.from_numpy(positions)[order].split(batch_size))
+            if len(chunks) > 1 and len(chunks[-1]) == 1:  # BatchNorm cannot train on one row: the small risky /
+                chunks[-2:] = [torch.cat(chunks[-2:])]    # window groups make that common, so it joins the last batch
+            for chunk in chunks:
                 self.group = name
                 yield chunk
 
@@ -212,18 +240,9 @@ class SlideReML2(WeMemHooks):
     name, log_suffix, window, rmr = "slide_re_ml2", " With SlideReML2", "asc", True
 
 
-_NO_ARG = "unused (WeMem names no --defend_arg; --stride / --width set the window)"
-_WDM_ARG = "weight_decay_mem, the risky optimizer's weight decay (same as --weight_decay_mem; scripts use 0.1)"
-
-# name -> (class, meaning of --defend_arg, its default)
-WEMEM_DEFENSES: dict[str, tuple[type[WeMemHooks], str, float]] = {
-    "slide": (Slide, _NO_ARG, 0.0),
-    "slide_re": (SlideRe, _NO_ARG, 0.0),
-    "random": (RandomWindow, _NO_ARG, 0.0),
-    "ml2": (ML2, _WDM_ARG, DEFAULT_WEIGHT_DECAY_MEM),
-    "slide_ml2": (SlideML2, _WDM_ARG, DEFAULT_WEIGHT_DECAY_MEM),
-    "slide_re_ml2": (SlideReML2, _WDM_ARG, DEFAULT_WEIGHT_DECAY_MEM),
-}
+# The registry entries (defenses/__init__.py registers each), by name.
+WEMEM_DEFENSES: dict[str, type[WeMemHooks]] = {c.name: c for c in (Slide, SlideRe, RandomWindow, ML2, SlideML2,
+                                                                   SlideReML2)}
 
 
 def make_wemem_defense(name: str, scores: np.ndarray, *, stride: int = DEFAULT_STRIDE, width: int = DEFAULT_WIDTH,
@@ -232,5 +251,5 @@ def make_wemem_defense(name: str, scores: np.ndarray, *, stride: int = DEFAULT_S
     """The hooks for `--defend name` given this model's train-row mem-scores."""
     if name not in WEMEM_DEFENSES:
         raise UserError(f"unknown WeMem defense '{name}'", "valid: " + ", ".join(WEMEM_DEFENSES))
-    return WEMEM_DEFENSES[name][0](scores, stride=stride, width=width, mem_thre=mem_thre,
+    return WEMEM_DEFENSES[name](scores, stride=stride, width=width, mem_thre=mem_thre,
                                    weight_decay_mem=weight_decay_mem)

@@ -301,7 +301,10 @@ def test_adv_adversary_learns_membership_when_alpha_is_zero() -> None:
 
 @pytest.mark.parametrize("name", list(DEFENSES.names()))
 def test_each_defense_fits_two_epochs(name: str) -> None:
-    hooks = create_defense(name, None)
+    # WeMem's defenses read the model's own mem-score rows, which the experiment supplies (prune.py)
+    options = DefenseOptions(mem_scores=np.linspace(0, 1, 64), stride=4, width=16) \
+        if DEFENSES.get(name).needs_mem_scores else None
+    hooks = create_defense(name, None, options)
     result = fit(mlp(bn=True, dropout=0.1), make_split(64), TrainConfig(epochs=2, batch_size=16, progress=False),
                  hooks=hooks, generator=gen())
     assert result.epochs_run == 2 and math.isfinite(result.test_loss)

@@ -42,7 +42,8 @@ def test_paper_grid_covers_the_paper() -> None:
     cmds = [c for e in PAPER for c in e.commands()]
     prunes = [c for c in cmds if c.startswith("python prune.py") and "--defend" not in c]
     # 12 CNN configs x 4 approaches x 5 sparsities + 3 tabular x 5 + Table 2's 3 splits x 1
-    assert len(prunes) == 12 * 4 * 5 + 3 * 5 + 3
+    # + WeMem's 2 configs x (one-shot l1unstructure 0.6 + the undefended iterative run)
+    assert len(prunes) == 12 * 4 * 5 + 3 * 5 + 3 + 2 * 2
     assert sum("--shadow_pruner_name" in c for c in cmds) == 12 * 20  # Table 1: 20 draws per CNN config
     assert any("cifar10_resnet18.json --pruner_name l1structure --prune_sparsity 0.6 --defend adv" in c for c in cmds)
     assert len(cmds) == len(set(cmds))

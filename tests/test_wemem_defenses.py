@@ -146,6 +146,6 @@ def test_registry_and_folder_names_carry_every_hyper_parameter() -> None:
     assert set(WEMEM_DEFENSES) == {"slide", "slide_re", "random", "ml2", "slide_ml2", "slide_re_ml2"}
     a = make_wemem_defense("slide_ml2", SCORES, stride=100, width=500, mem_thre=0.5, weight_decay_mem=0.1)
     b = make_wemem_defense("slide_ml2", SCORES, stride=100, width=500, mem_thre=0.6, weight_decay_mem=0.1)
-    assert a.folder_suffix() == "s100-w500_thr0.5-wdm0.1" and a.folder_suffix() != b.folder_suffix()
+    assert a.folder_suffix() == "s100-w500-thr0.5-wdm0.1" and a.folder_suffix() != b.folder_suffix()
     assert make_wemem_defense("slide_re", SCORES, stride=1, width=15).folder_suffix() == "s1-w15"
     assert make_wemem_defense("ml2", SCORES).settings() == {"mem_thre": 0.6, "weight_decay_mem": 5e-4}
