@@ -21,7 +21,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import platform
@@ -32,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -187,7 +190,7 @@ def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
     steps = max(1, round(epochs * n / bs))  # the same number of rows as `epochs` epochs
     ours, floor, floor_same = [], [], []
     per_epoch_steps = len(same)
-    for rep in range(prof.repeats):
+    for _ in range(prof.repeats):
         t0 = now()
         floor_steps(model, optimizer, full, steps)
         floor.append(steps * bs / (now() - t0))
@@ -504,7 +507,7 @@ def bench_samia(prof: Profile, rows: int = 5400) -> list[list[str]]:
                 t0 = now()
                 samia_epoch(model, opt, x, y, shuffle)
                 best[name] = min(best[name], now() - t0)
-        share = gemm_share(lambda: samia_epoch(*sides["now"][:2], x, y, sides["now"][2]))
+        share = gemm_share(functools.partial(samia_epoch, *sides["now"][:2], x, y, sides["now"][2]))
         floor = share * best["now"]
         out.append([f"{rows:,} x {num_cls}", fmt_s(best["before"]), fmt_s(best["now"]),
                     f"**{best['before'] / best['now']:.2f}x**", f"{100 * share:.0f} %",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import config
 import defenses

@@ -213,7 +213,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     """Read and validate a JSON config, then apply CLI overrides (already-typed, None = not given)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file {path} not found", "pass the path of a JSON file, e.g. config/digits_columnfc.json")
+        raise UserError(f"config file {path} not found",
+                        "pass the path of a JSON file, e.g. config/digits_columnfc.json")
     raw = read_json_object(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path} must hold a JSON object of config keys")

@@ -34,9 +34,10 @@ from __future__ import annotations
 import codecs
 import json
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,6 @@ from sklearn.model_selection import train_test_split
 
 from errors import UserError
 from storage import atomic_write, log
-
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # also used for cifar100 (artifact)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

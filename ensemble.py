@@ -26,8 +26,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ from training import FitResult, SplitTensors, TrainConfig, autocast, evaluate, f
 class _MaskedDropout(nn.Module):
     """Stands in for nn.Dropout inside the vmapped call: multiplies by the next mask handed in."""
 
-    def __init__(self, p: float, feed: "_MaskFeed") -> None:
+    def __init__(self, p: float, feed: _MaskFeed) -> None:
         super().__init__()
         self.p, self.feed = p, feed
 

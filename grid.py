@@ -17,10 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cli import run_main
 from errors import UserError
@@ -328,7 +328,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Run an experiment grid (see run_all.sh).")
     p.add_argument("--profile", choices=PROFILES, required=True)
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    p.add_argument("--jobs", type=int, default=1, help="commands run side by side (a config's training steps in order, then its attacks in a shared queue)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="commands run side by side (a config's training steps in order, then its attacks "
+                        "in a shared queue)")
     args = p.parse_args()
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")

@@ -33,11 +33,11 @@ import torch
 from tqdm import tqdm
 
 import datasets
-from errors import UserError
 from cli import base_parser, parse, run_main
+from errors import UserError
 from experiment import check_model_fits, configure_backends, resolve_device, result_dir, seed_everything
-from storage import atomic_save_npz, atomic_write, log, setup_logging
 from models import build_model
+from storage import atomic_save_npz, atomic_write, log, setup_logging
 from training import SplitTensors, TrainConfig, fit
 
 EVAL_ROWS = 256  # held-out rows fit evaluates each epoch (log only: no early stopping here)

@@ -18,7 +18,7 @@ import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +296,7 @@ def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np
         tpr_at_0_1pct_fpr_ci_low=metrics.get("tpr_at_0.1pct_fpr_ci_low"),
         tpr_at_0_1pct_fpr_ci_high=metrics.get("tpr_at_0.1pct_fpr_ci_high"), n_bootstrap=exp.cfg.n_bootstrap,
         n_references=result.extra.get("n_references"), attack_seconds=seconds, scores_file=str(scores_file),
-        time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        time=datetime.now(UTC).isoformat(timespec="seconds"))
     append_record(exp.logs / "results.jsonl", record)
     return record
 

@@ -5,7 +5,7 @@ bias, and weight 1 / bias 0 for every *Norm layer. Attack models live with their
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

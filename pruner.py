@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -219,7 +219,7 @@ def _iterative_level_masks(layers: list[tuple[str, nn.Module]], sparsity: float)
     for name, module in layers:
         w = _current(module, "weight")  # masked positions are exactly 0
         hook = _pruning_hook(module, "weight")
-        kept = torch.ones_like(w, dtype=torch.bool) if hook is None else getattr(module, "weight_mask") != 0
+        kept = torch.ones_like(w, dtype=torch.bool) if hook is None else module.weight_mask != 0
         k = _num_prune(w.numel(), sparsity)
         keep = kept if k == 0 else kept & _keep_above_kth(w.abs(), k)
         masks[_key(name, "weight")] = keep.to(w.dtype)

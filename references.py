@@ -22,8 +22,8 @@ test; the existing shadow models qualify).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -6,8 +6,9 @@ valid ones, so every step script reports them the same way.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from errors import UserError
 
@@ -55,4 +56,4 @@ class Registry(Generic[T]):
         try:
             yield entry
         finally:
-            del self._entries[getattr(entry, "name")]
+            del self._entries[entry.name]

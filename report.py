@@ -18,24 +18,24 @@ from __future__ import annotations
 import argparse
 import math
 import textwrap
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 import results  # noqa: E402
-from attackers import (baseline_result, comparison_results, headline_results, metrics,  # noqa: E402
-                       proposed_result, result_order)
+from attackers import baseline_result, comparison_results, headline_results, metrics, proposed_result, result_order  # noqa: E402
 from cli import run_main  # noqa: E402
 from errors import UserError  # noqa: E402
 from results import AttackRecord  # noqa: E402
@@ -486,7 +486,7 @@ def place_notes(ax: plt.Axes, notes: Sequence[tuple[Annotation, float]], rendere
         anchor = ax.transData.transform(note.xy)
         others = [b for b in markers if not b.contains(*anchor)]  # its own point's marker is not in the way
 
-        def conflicts(offset: tuple[float, float]) -> int:
+        def conflicts(offset: tuple[float, float], note: Any = note, others: list[Any] = others) -> int:
             note.xyann = offset
             note.set_horizontalalignment("left" if offset[0] > 0 else "right")
             box = note.get_window_extent(renderer)

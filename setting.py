@@ -50,7 +50,7 @@ class ModelSetting:
         object.__setattr__(self, "options", tuple((str(k), v) for k, v in self.options))
 
     @classmethod
-    def original(cls) -> "ModelSetting":
+    def original(cls) -> ModelSetting:
         return cls()
 
     @property
@@ -61,7 +61,7 @@ class ModelSetting:
     def defended(self) -> bool:
         return bool(self.defend)
 
-    def undefended(self) -> "ModelSetting":
+    def undefended(self) -> ModelSetting:
         """The same pruning without a defense (the basic run a defense is compared with)."""
         return ModelSetting(self.pruner_name, self.sparsity)
 
@@ -117,7 +117,7 @@ class AttackSetting:
 
     @classmethod
     def of(cls, victim: ModelSetting, *, adaptive: bool = False, shadow_pruner_name: str | None = None,
-           shadow_sparsity: float | None = None) -> "AttackSetting":
+           shadow_sparsity: float | None = None) -> AttackSetting:
         if victim.is_original:
             return cls(victim, victim)
         shadows = ModelSetting(shadow_pruner_name or victim.pruner_name,

@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -55,7 +56,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
         Path(tmp).unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):  # the user's to fix, not a bug
             raise UserError(f"cannot write {path}: {e.strerror}", "free some disk space or fix the folder's "
-                                                                    "permissions, then rerun (finished results are kept)") from None
+                            "permissions, then rerun (finished results are kept)") from None
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,8 +7,9 @@ target rows are the victim's train (member=1) and test (member=0) samples.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -106,7 +107,7 @@ class Attack:
         return cls.result_names or (cls.name,)
 
     @classmethod
-    def create(cls, **settings: Any) -> "Attack":
+    def create(cls, **settings: Any) -> Attack:
         """An attack with its config built from the `settings` its config dataclass knows (others ignored),
         so a caller can pass one pool of settings (epochs, lr, device, seed, ...) to every attack."""
         if cls.config_cls is None:

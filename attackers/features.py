@@ -6,8 +6,8 @@ taken in float64 so the log-based threshold scores see tiny probabilities exactl
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch

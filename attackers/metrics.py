@@ -9,8 +9,9 @@ are hard 0/1 verdicts. ROC and AUC come from scikit-learn; the rest is plain num
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve

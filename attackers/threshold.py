@@ -22,7 +22,7 @@ the scores give an ROC; paper_acc = 0.5 * (TP/|in| + TN/|out|) * 100 over all vi
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

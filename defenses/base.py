@@ -8,8 +8,9 @@ the config), so "no defense" is an entry like any other.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from errors import UserError
 from training import TrainHooks
@@ -49,7 +50,7 @@ class DefenseOptions:
     # (memscore.load_scores), for the defenses with `needs_mem_scores`.
     mem_scores: Any = field(default=None, compare=False, repr=False)
 
-    def checked(self, *names: str) -> "DefenseOptions":
+    def checked(self, *names: str) -> DefenseOptions:
         """Self, after checking the named options against OPTION_RULES (UserError naming the flag)."""
         for name in names:
             ok, what, allowed_values = OPTION_RULES[name]
@@ -87,7 +88,7 @@ class Defense(TrainHooks):
         return ()
 
     @classmethod
-    def create(cls, arg: float | None, options: DefenseOptions) -> "Defense":
+    def create(cls, arg: float | None, options: DefenseOptions) -> Defense:
         """The hooks for `--defend <name> --defend_arg arg`; arg None means the defense's default."""
         if cls.arg is None:
             return cls()
@@ -97,7 +98,7 @@ class Defense(TrainHooks):
         return cls.build(value, options)
 
     @classmethod
-    def build(cls, arg: float, options: DefenseOptions) -> "Defense":
+    def build(cls, arg: float, options: DefenseOptions) -> Defense:
         """Construct from a validated arg and the (checked) options named in `uses`."""
         checked = options.checked(*cls.uses.values())
         return cls(arg, **{kw: getattr(checked, name) for kw, name in cls.uses.items()})  # type: ignore[call-arg]

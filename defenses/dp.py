@@ -37,7 +37,8 @@ reproducible; this is not a cryptographically secure source (as in pyvacy and op
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -204,13 +205,13 @@ def clipped_grad_sum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clip: f
     return [sums[n] for n in names], torch.cat(losses), torch.cat(logits)
 
 
-def _accountant() -> "RDPAccountant":
+def _accountant() -> RDPAccountant:
     """Opacus (and the scipy it pulls in) is imported only when DP-SGD runs: 1.8 s off every other start."""
     from opacus.accountants import RDPAccountant
     return RDPAccountant()
 
 
-def rdp_epsilon(accountant: "RDPAccountant", sigma: float, delta: float) -> float:
+def rdp_epsilon(accountant: RDPAccountant, sigma: float, delta: float) -> float:
     if sigma <= 0:
         return math.inf
     if not accountant.history:

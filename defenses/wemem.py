@@ -27,7 +27,7 @@ make_wemem_defense.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -112,7 +112,7 @@ class WeMemHooks(Defense):
     needs_mem_scores = True
 
     @classmethod
-    def create(cls, arg: float | None, options: DefenseOptions) -> "WeMemHooks":
+    def create(cls, arg: float | None, options: DefenseOptions) -> WeMemHooks:
         """Validates the options; without scores (a flag check before any data) an empty table stands in,
         which setup refuses, so a model is never trained without its own scores."""
         require(arg is None, f"{cls.name} takes no --defend_arg",

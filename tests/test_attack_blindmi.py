@@ -1,17 +1,20 @@
 """attackers/blindmi.py: closed-form moves == the BlindMI script's loop, toy answer, generator, leaky vs null."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import cdist
-
-from attackers.blindmi import (BlindMIAttack, BlindMIConfig, differential_comparison, generate_nonmembers,
-                               kernel_row_sums)
-from attackers.nn import TrainConfig
-
 from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
+
+from attackers.blindmi import (
+    BlindMIAttack,
+    BlindMIConfig,
+    differential_comparison,
+    generate_nonmembers,
+    kernel_row_sums,
+)
+from attackers.nn import TrainConfig
 
 # hyhmia/BlindMI BlindMIUtil.mmd_loss widths, typed in again so the oracle shares no code with the module
 WIDTHS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 5, 10, 15, 20, 25, 30, 35, 100, 1e3, 1e4, 1e5, 1e6]

@@ -10,9 +10,16 @@ import torch
 from torch import nn
 
 from attackers.base import AttackInput, AttackResult
+from attackers.features import (
+    confidence_gap,
+    generalization_gap,
+    one_hot,
+    predict_proba,
+    sensitivity,
+    sensitivity_gap,
+    top_k_sorted,
+)
 from attackers.metrics import roc_auc
-from attackers.features import (confidence_gap, generalization_gap, one_hot, predict_proba, sensitivity,
-                                sensitivity_gap, top_k_sorted)
 
 
 def _synthetic_rows(rng: np.random.Generator, n: int, num_cls: int, boost: float) -> tuple[np.ndarray, ...]:

@@ -5,11 +5,21 @@ import math
 
 import numpy as np
 import pytest
-
 from scipy.stats import norm
 
-from attackers.metrics import (Auc, TprAtFpr, accuracy, attack_metrics, balanced_accuracy, bootstrap_ci,
-                               bootstrap_values, paper_accuracy, resolvable, roc_auc, tpr_at_fpr)
+from attackers.metrics import (
+    Auc,
+    TprAtFpr,
+    accuracy,
+    attack_metrics,
+    balanced_accuracy,
+    bootstrap_ci,
+    bootstrap_values,
+    paper_accuracy,
+    resolvable,
+    roc_auc,
+    tpr_at_fpr,
+)
 
 
 def test_accuracies_hand_computed() -> None:

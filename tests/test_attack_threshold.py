@@ -5,12 +5,19 @@ import time
 
 import numpy as np
 import pytest
-
-from attackers.threshold import (ThresholdAttack, conf_score, entr_score, fit_threshold, fit_threshold_exhaustive,
-                                 mentr_score, top1_score, xent_score)
-from attackers.base import AttackInput
-
 from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
+
+from attackers.base import AttackInput
+from attackers.threshold import (
+    ThresholdAttack,
+    conf_score,
+    entr_score,
+    fit_threshold,
+    fit_threshold_exhaustive,
+    mentr_score,
+    top1_score,
+    xent_score,
+)
 
 
 def test_scores_hand_computed() -> None:

@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import torch
+from conftest import ROOT
 from torch import nn
 
 from attackers.features import sensitivity
-from conftest import ROOT
 
 
 def test_plain_sensitivity_loop_draws_the_same_noise_as_the_batched_path() -> None:

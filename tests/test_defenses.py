@@ -20,7 +20,7 @@ from defenses.dp import DPSGD, MicrobatchDP
 from defenses.ppb import ppb_loss
 from defenses.relaxloss import relax_loss
 from errors import UserError
-from training import SplitTensors, TrainConfig, TrainHooks, fit, train_one_epoch
+from training import SplitTensors, TrainConfig, fit, train_one_epoch
 
 D, C = 6, 3
 

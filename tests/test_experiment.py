@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from errors import UserError
 from cli import base_parser, parse, run_main
 from config import load_config
+from errors import UserError
 from experiment import resolve_device
 
 GOOD = {"dataset_name": "digits", "model_name": "columnfc", "epochs": 3, "num_cls": 10, "input_dim": 64}

@@ -14,7 +14,8 @@ def test_block_expands_in_dependency_order() -> None:
     assert cmds == [
         "python pretrain.py config/c.json --x 1",
         "python prune.py config/c.json --pruner_name slim --prune_sparsity 0.5 --x 1",
-        "python prune.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --defend ppb --defend_arg 4 --x 1",
+        "python prune.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --defend ppb --defend_arg 4"
+        " --x 1",
         "python mia.py config/c.json --original --attacks all --x 1",
         "python mia.py config/c.json --pruner_name slim --prune_sparsity 0.5 --attacks all --x 1",
         "python mia.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --defend ppb --defend_arg 4 "

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from conftest import run_script
 
 
@@ -13,8 +12,8 @@ def test_pretrain_digits_end_to_end_then_skips(in_tmp: Path) -> None:
     args = ("cpu", "config/digits_columnfc.json", "--shadow_num", "2", "--epochs", "4", "--quiet")
     first = run_script("pretrain.py", *args, cwd=in_tmp)
     assert first.returncode == 0, first.stderr
-    summaries = [l for l in first.stdout.splitlines() if "% accuracy" in l]
-    assert [l.split()[0] for l in summaries] == ["victim_model", "shadow_model_0", "shadow_model_1"]
+    summaries = [line for line in first.stdout.splitlines() if "% accuracy" in line]
+    assert [line.split()[0] for line in summaries] == ["victim_model", "shadow_model_0", "shadow_model_1"]
     root = in_tmp / "result" / "digits_columnfc"
     split = json.loads((root / "data_index.json").read_text())
     assert len(split["victim_train"]) == 403 and len(split["shadows"]) == 2
@@ -60,7 +59,7 @@ def test_workers_train_the_same_models_as_one_process(in_tmp: Path) -> None:
     two = run_script("pretrain.py", *base, "--threads", "2", "--workers", "2", "--overwrite", cwd=in_tmp)
     assert two.returncode == 0, two.stderr
     assert "3 models in 2 processes with 1 torch thread(s) each" in two.stdout
-    assert sorted(l.split()[0] for l in two.stdout.splitlines() if "% accuracy" in l) == sorted(names)
+    assert sorted(line.split()[0] for line in two.stdout.splitlines() if "% accuracy" in line) == sorted(names)
     for a, b in zip(sequential, _states(in_tmp / "result" / "digits_columnfc", names)):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -74,7 +73,7 @@ def test_a_failing_worker_is_one_line_exit_2_and_keeps_the_other_models(in_tmp: 
     out = run_script("prune.py", *base, "--pruner_name", "l1unstructure", "--prune_sparsity", "0.5",
                      "--prune_epochs", "1", "--workers", "2", cwd=in_tmp)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    errors = [l for l in out.stderr.splitlines() if l.startswith("error: ")]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "shadow_model_1" in errors[0]
     assert (root / "l1unstructure_0.5_model" / "best.pth").exists()
     assert (root / "shadow_l1unstructure_0.5_model_0" / "best.pth").exists()

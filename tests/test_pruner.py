@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ import torch
 import torchvision
 from torch import nn
 from torch.nn.utils import prune
-
 
 import pruner  # noqa: E402
 from errors import UserError  # noqa: E402

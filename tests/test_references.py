@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from errors import UserError
-from references import (load_reference_membership, make_reference_membership, membership_of,
-                        missing_references, offline_population, online_population, reference_dir,
-                        reference_membership, save_reference_membership)
+from references import (
+    load_reference_membership,
+    make_reference_membership,
+    membership_of,
+    missing_references,
+    offline_population,
+    online_population,
+    reference_dir,
+    reference_membership,
+    save_reference_membership,
+)
 
 POP = np.arange(100, 301)  # 201 points: odd, so the halves differ by one
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_script
 
 import report
-from conftest import run_script
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASE: dict[str, Any] = {

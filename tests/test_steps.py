@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, run_script
 
 import pruner
-from conftest import ROOT, run_script
 from models import build_model
 
 FAST = ("--shadow_num", "1", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
@@ -74,7 +74,8 @@ def test_attacks_all_on_pruned_and_original_write_records(work: Path) -> None:
         out = steps(work, "mia.py", "digits_columnfc", "--prune_sparsity", "0.7", "--attacks", "all", *extra)
         assert out.returncode == 0, out.stderr
         assert "SAMIA attack accuracy" in out.stdout and "TPR@1%" in out.stdout
-    records = [json.loads(l) for l in (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()]
+    lines = (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     # all = every attack whose inputs exist: no refs.py references (no lira/rmia online) and 1 shadow (lira
     # offline needs 2), so of the reference attacks only rmia_offline and loss run
     attacks = {"samia", "conf", "xent", "entr", "mentr", "top1_conf", "hconf", "nn", "nn_top3", "nn_cls", "blindmi",
@@ -109,7 +110,8 @@ def test_each_defense_runs_adaptive_and_not(work: Path, defense: str, arg: str) 
     for adaptive in ((), ("--adaptive",)):
         out = steps(work, "mia.py", "digits_columnfc", *common, "--defend", defense, "--defend_arg", arg, *adaptive)
         assert out.returncode == 0, out.stderr
-    records = [json.loads(l) for l in (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()]
+    lines = (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     mine = [r for r in records if r["defend"] == defense]
     assert {r["adaptive"] for r in mine} == {False, True} and all(r["defend_arg"] == float(arg) for r in mine)
     assert (work / "result" / "digits_columnfc" / f"l1unstructure_0.6_{defense}_{float(arg)}_model").is_dir()

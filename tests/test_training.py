@@ -80,6 +80,7 @@ def test_loss_hook_extras_reach_the_log_line(caplog: pytest.LogCaptureFixture) -
             loss, logits, _ = super().loss(model, x, y, epoch)
             return loss, logits, {"Loss2": torch.tensor(0.25)}
     import logging
+
     from storage import log
     log.propagate = True
     with caplog.at_level(logging.INFO, logger="prune_mia"):

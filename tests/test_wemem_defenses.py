@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import pruner
-from defenses.wemem import (WEMEM_DEFENSES, make_wemem_defense, risky_split, sort_by_class, window_indices)
+from defenses.wemem import WEMEM_DEFENSES, make_wemem_defense, risky_split, sort_by_class, window_indices
 from errors import UserError
 from training import SplitTensors, StepStats, TrainConfig, fit
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 import cli
 import report
 from grid import PAPER, QUICK, check_names
