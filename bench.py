@@ -626,7 +626,7 @@ def _utilisation_sampler(device: torch.device) -> tuple[Any, Any]:
 
 def run_device_bench(device: torch.device, rows: int, models: int = 6, attack_epochs: int = 100) -> DeviceBench:
     """cifar10_resnet18-shaped work on random tensors: 3x32x32 inputs, 10 classes, `rows` train rows."""
-    from attackers import build_attack
+    from attackers import create_attack
     from attackers.base import AttackInput
     from attackers.features import predict_proba
     from models import build_model
@@ -691,8 +691,8 @@ def run_device_bench(device: torch.device, rows: int, models: int = 6, attack_ep
     labels = y.cpu().numpy()
     data = AttackInput(probs, sens, labels, member, probs, sens, labels, member, 10, reference_probs=probs)
     attacks = {}
-    for name in ATTACK_ORDER:
-        attack = build_attack(name, epochs=attack_epochs, device=str(device), seed=0)
+    for name in (a.name for a in ATTACKS if a.reference_set is None):  # reference attacks: refs.py's section
+        attack = create_attack(name, epochs=attack_epochs, device=str(device), seed=0)
         t0 = now()
         attack.run(data)
         _sync(device)

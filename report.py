@@ -242,9 +242,11 @@ def drop_reason(low: bool, higher: bool, no_basic: bool) -> str:
 PERCENT_FORMAT = ".1f"      # every "(%)" column: accuracies, AUC, TPR, losses (87.7)
 EPSILON_FORMAT = ".2f"      # DP epsilon (3.97), also in the defense figures' labels
 SETTING_FORMAT = "g"        # sparsity and defense argument as configured (0.6, 16)
-SETTING_COLUMNS = ("prune_sparsity", "shadow_prune_sparsity", "defend_arg")
-NUMBER_RULE = ("Markdown tables give percentages with one decimal (87.7), ε with two decimals (3.97) and "
-               "sparsity and defense arguments as configured (0.6, 16); the CSV files keep full precision.")
+SECONDS_FORMAT = ".1f"      # timings (WeMem's defense time, 12.3)
+SETTING_COLUMNS = ("prune_sparsity", "shadow_prune_sparsity", "defend_arg", "prune_iter")
+NUMBER_RULE = ("Markdown tables give percentages with one decimal (87.7), ε with two decimals (3.97), seconds "
+               "with one decimal and sparsity, rounds and defense arguments as configured (0.6, 16); the CSV "
+               "files keep full precision.")
 
 
 def number_format(column: str) -> str:
@@ -253,8 +255,10 @@ def number_format(column: str) -> str:
         return EPSILON_FORMAT
     if column in SETTING_COLUMNS:
         return SETTING_FORMAT
-    if HEADERS.get(column, "").endswith("(%)"):
+    if HEADERS.get(column, "").endswith("(%)") or column.endswith((" acc", " AUC")):  # per-attack columns
         return PERCENT_FORMAT
+    if column.endswith("_seconds"):
+        return SECONDS_FORMAT
     raise ValueError(f"no number format for column {column!r}: give it one in number_format")
 
 

@@ -100,7 +100,7 @@ def write_csv(path: Path, table: np.ndarray, fmt: str = "%d") -> None:
 
 def test_registry_names() -> None:
     assert set(DATASETS) == {"cifar10", "cifar100", "svhn", "chmnist", "location", "texas100", "purchase100",
-                             "digits", "synthetic_purchase", "cinic10"}
+                             "digits", "synthetic_purchase", "cinic10", "mnist"}
 
 
 def test_cifar10_pool_order_layout_and_normalisation(tmp_path: Path) -> None:
@@ -278,8 +278,8 @@ def test_synthetic_purchase_overfits_like_purchase(one_thread: None) -> None:
 
 def test_unknown_dataset_lists_valid_names() -> None:
     with pytest.raises(UserError) as e:
-        load_pool("mnist", Path("."), input_dim=1, num_cls=10)
-    assert "mnist" in e.value.what and "cifar10" in (e.value.hint or "") and "digits" in (e.value.hint or "")
+        load_pool("imagenet", Path("."), input_dim=1, num_cls=10)
+    assert "imagenet" in e.value.what and "cifar10" in (e.value.hint or "") and "digits" in (e.value.hint or "")
 
 
 MISSING = {

@@ -34,9 +34,11 @@ def test_reference_models_come_after_the_prunes_and_before_the_attacks() -> None
         i for i, c in enumerate(cmds) if "mia.py" in c)
     quick = "\n".join(QUICK[0].commands())
     assert "refs.py config/synthetic_purchase_columnfc.json --original" in quick and "--ref_models 8" in quick
-    paper_refs = [c for e in PAPER for c in e.commands() if c.startswith("python refs.py")]
-    paper_prunes = [c for e in PAPER for c in e.commands() if c.startswith("python prune.py")]
-    assert len(paper_refs) == len(paper_prunes) + sum(isinstance(e, GridBlock) for e in PAPER)  # + each original
+    with_refs = [e for e in PAPER if isinstance(e, GridBlock) and e.refs and e.wemem is None]
+    paper_refs = [c for e in with_refs for c in e.commands() if c.startswith("python refs.py")]
+    paper_prunes = [c for e in with_refs for c in e.commands() if c.startswith("python prune.py")]
+    assert len(paper_refs) == len(paper_prunes) + len(with_refs)  # every setting, plus each config's original
+    assert len(with_refs) == 18  # the artifact's 15 configs and Table 2's 3 splits
 
 
 def test_paper_grid_covers_the_paper() -> None:

@@ -79,4 +79,4 @@ def test_a_failing_worker_is_one_line_exit_2_and_keeps_the_other_models(in_tmp: 
     assert (root / "shadow_l1unstructure_0.5_model_0" / "best.pth").exists()
     assert not (root / "shadow_l1unstructure_0.5_model_1").exists()
     zero = run_script("pretrain.py", *base, "--workers", "0", cwd=in_tmp)
-    assert zero.returncode == 2 and zero.stderr == "error: --workers must be >= 1, got 0\n"
+    assert zero.returncode == 2 and zero.stderr == "error: --workers must be between 1 and 1024, got 0\n"
