@@ -35,9 +35,18 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 import results  # noqa: E402
-from attackers import baseline_result, comparison_results, headline_results, metrics, proposed_result, result_order  # noqa: E402
+from attackers import (  # noqa: E402
+    baseline_result,
+    classic_result,
+    comparison_results,
+    headline_results,
+    metrics,
+    proposed_result,
+    result_order,
+)
 from cli import run_main  # noqa: E402
 from errors import UserError  # noqa: E402
+from pruner import PRUNERS  # noqa: E402
 from results import AttackRecord  # noqa: E402
 from setting import OPTION_SHORT, options_suffix  # noqa: E402
 
@@ -591,11 +600,11 @@ FEATURE_KEYS = ("conf", "sens", "member")
 
 
 def fig1_candidates(cfg: pd.DataFrame) -> pd.DataFrame:
-    """Undefended pruned settings (one row each), l1unstructure first (the paper's Fig 1), then by sparsity
-    from the highest."""
+    """Undefended pruned settings (one row each), the first registered pruner first (l1unstructure, the
+    paper's Fig 1), then by sparsity from the highest."""
     pruned = plain(cfg)
     pruned = pruned[~pruned["original"]].drop_duplicates("setting")
-    return pruned.assign(_l1=pruned["pruner_name"] == "l1unstructure").sort_values(
+    return pruned.assign(_l1=pruned["pruner_name"] == PRUNERS.names()[0]).sort_values(
         ["_l1", "prune_sparsity"], ascending=False, kind="stable")
 
 
@@ -997,7 +1006,7 @@ def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
 
 # ----------------------------------------------------------------------------------------------- WeMem (NDSS '25)
 WEMEM = "WeMem (iterative pruning)"
-PREMISE_ATTACKS = ("samia", "mentr")  # WeMem's two headline attacks (its scripts: samia and the threshold family)
+PREMISE_ATTACKS = (proposed_result(), classic_result())  # WeMem's two headline attacks (its scripts: samia and the threshold family)
 
 
 def iterative(df: pd.DataFrame) -> pd.Series:

@@ -70,6 +70,11 @@ def baseline_result() -> str | None:
     return next((r for a in ATTACKS for r in a.baseline), None)
 
 
+def classic_result() -> str | None:
+    """The strongest classic (shadow-threshold) attack: Song & Mittal's mentr."""
+    return next((r for a in ATTACKS for r in a.classic), None)
+
+
 def comparison_results() -> tuple[str, ...]:
     """What the report compares by today's standard: every reference-model attack (LiRA, RMIA, the loss
     baseline), the paper's own attack and the strongest classic one, in registry order within each group."""
