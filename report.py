@@ -1006,7 +1006,8 @@ def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
 
 # ----------------------------------------------------------------------------------------------- WeMem (NDSS '25)
 WEMEM = "WeMem (iterative pruning)"
-PREMISE_ATTACKS = (proposed_result(), classic_result())  # WeMem's two headline attacks (its scripts: samia and the threshold family)
+# WeMem's two headline attacks (its scripts run samia and the threshold family): SAMIA and mentr
+PREMISE_ATTACKS = (proposed_result(), classic_result())
 
 
 def iterative(df: pd.DataFrame) -> pd.Series:
