@@ -3,7 +3,7 @@ the wall time of every step of one full setting run through the real scripts, an
 trained in one process vs `--workers` processes.
 
     python bench.py [--quick] [--threads N] [--configs digits_resnet18,synthetic_purchase_columnfc]
-                    [--sections train,sens,threshold,pipeline,workers,refs,samia,ensemble,cuda]
+                    [--sections train,sens,threshold,pipeline,workers,memscore,refs,samia,ensemble,cuda]
                     [--device cuda|cpu --bench_rows N]   # the cuda section (see bench_cuda.py)
 
 Prints Markdown tables (paste them into the README); writes nothing in the repository (sections 4-5 run in
@@ -55,7 +55,7 @@ from training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  #
 ROOT = Path(__file__).resolve().parent
 
 CONFIGS = ("digits_resnet18", "synthetic_purchase_columnfc")
-SECTIONS = ("train", "sens", "threshold", "pipeline", "workers", "refs", "samia", "ensemble", "cuda")
+SECTIONS = ("train", "sens", "threshold", "pipeline", "workers", "memscore", "refs", "samia", "ensemble", "cuda")
 THRESHOLD_FAMILY = ThresholdAttack.results()
 ATTACK_ORDER = ATTACKS.names()
 
@@ -465,6 +465,25 @@ def bench_refs(stem: str, prof: Profile, threads: int | None) -> list[list[str]]
             rows.append([stem, name, " ".join(flags), f"{n} in {fmt_s(seconds)}", f"**{3600 * n / seconds:.0f}**",
                          fmt_s(wall)])
     return rows
+
+
+# ------------------------------------------------------------------------------------ mem-scores
+
+def bench_memscore(stem: str, prof: Profile, models: int = 2) -> list[str]:
+    """Mem-score subset models (memscore.compute_scores, the config's epochs, fraction 0.7) per hour: the
+    unit of memscore.py's cost, so K models of a config take K / rate hours on this machine."""
+    import memscore
+    exp = load_experiment(stem)
+    cfg = exp.cfg
+    epochs = int(cfg.memscore["epochs"]) or cfg.epochs
+    train = dataclasses.replace(exp.train_config(epochs), early_stop=epochs, progress=False)
+    x, y = exp.pool.x, exp.pool.y
+    t0 = now()
+    memscore.compute_scores(exp.fresh_model, x, y, models=models, fraction=float(cfg.memscore["fraction"]),
+                            cfg=train, seed=cfg.seed, progress=False)
+    per_model = (now() - t0) / models
+    return [stem, f"{len(y):,} rows, {epochs} epochs", fmt_s(per_model), f"**{3600 / per_model:,.0f}**",
+            f"{fmt_s(int(cfg.memscore['models']) * per_model)} for K = {int(cfg.memscore['models'])}"]
 
 
 # ------------------------------------------------------------------------------------ 7. SAMIA epoch
@@ -881,6 +900,13 @@ def main() -> None:
               f"{prof.repeats}, alternating.\n")
         print(table(["config", "what", f"1 process, {os.cpu_count()} threads", "N processes, 1 thread each",
                      "N", "speedup"], rows))
+        print(flush=True)
+
+    if "memscore" in sections:
+        say("mem-scores")
+        rows = [bench_memscore(c, prof) for c in configs]
+        print("### Mem-score models (`memscore.py`, Feldman & Zhang subsets; one process)\n")
+        print(table(["config", "data, epochs per model", "per model", "models per hour", "the config's K"], rows))
         print(flush=True)
 
     if "refs" in sections:

@@ -16,6 +16,8 @@ mia.py ran in, by default LOGDIR's parent (--root overrides). Absent data skip a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -1082,6 +1084,61 @@ def fig_wemem_premise(df: pd.DataFrame, out: Path, wanted: str | None) -> list[E
     return entries
 
 
+def member_memscores(root: Path, config: str) -> np.ndarray | None:
+    """The victim's training rows' mem-scores (memscore.py's per-pool table at the split's victim_train
+    indices, the order mia.py lists members in), or None when either file is missing or unreadable."""
+    scores = load_npz(root / "result" / config / "memscore" / "scores.npz", ["per_pool"])
+    try:
+        split = json.loads((root / "result" / config / "data_index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if scores is None or "victim_train" not in split:
+        return None
+    rows = np.asarray(split["victim_train"], dtype=np.int64)
+    return scores["per_pool"][rows] if rows.size and rows.max() < scores["per_pool"].size else None
+
+
+def memscore_success(mem: np.ndarray, scores: np.ndarray, member: np.ndarray, bins: int = 5) -> Series | None:
+    """Share of members the attack finds at 1 % FPR (threshold: the non-members' 99th percentile score) per
+    mem-score quantile bin; x = the bin's mean mem-score. None when the lengths do not line up."""
+    m = member.astype(bool)
+    if m.sum() != mem.size or (~m).sum() == 0:
+        return None
+    found = scores[m] >= np.quantile(scores[~m], 0.99)
+    finite = np.isfinite(mem)
+    edges = np.unique(np.quantile(mem[finite], np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, mem[finite], side="right") - 1, 0, len(edges) - 2)
+    x = [float(mem[finite][which == b].mean()) for b in range(len(edges) - 1)]
+    y = [100 * float(found[finite][which == b].mean()) for b in range(len(edges) - 1)]
+    return Series("", x, y, style=LINE)
+
+
+def fig_memscore_success(df: pd.DataFrame, root: Path, out: Path, wanted: str | None) -> list[Entry]:
+    """Do high-memorisation members leak most? Per config with mem-scores: the main attack's TPR at 1 % FPR
+    among the victim's members, by mem-score bin, one line per undefended or WeMem-defended setting."""
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        mem = member_memscores(root, str(config))
+        attack = main_attack(cfg, wanted)
+        if mem is None or attack is None:
+            continue
+        lines = []
+        for _, row in cfg[(cfg["attack"] == attack) & ~unknown(cfg)].iterrows():
+            saved = load_npz(resolve(root, row.get("scores_file")), ["scores", "member"])
+            line = memscore_success(mem, saved["scores"], saved["member"]) if saved else None
+            if line is not None:
+                lines.append(dataclasses.replace(line, label=str(row["setting"])))
+        if lines:
+            panel = Panel(f"{attack}: members found at 1 % FPR", "member's mem-score (bin mean)",
+                          "TPR at 1 % FPR (%)", lines)
+            entries.append(figure(WEMEM, out, f"memscore_success_{config}.png", [panel],
+                                  f"attack success vs mem-score: {config}",
+                                  f"Do high-memorisation members leak most? {config}: the share of the victim's "
+                                  f"members that {attack} finds at 1 % FPR (threshold: the 99th percentile of the "
+                                  "non-members' scores), by quintile of the members' mem-scores.", ncols=1))
+    return entries
+
+
 def wemem_outputs(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
     """WeMem's table (CSV + Markdown) and premise figure; nothing when no record is iteratively pruned."""
     table = wemem_table(df)
@@ -1134,7 +1191,8 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     if not df.empty:  # a log of nas_privacy.py runs alone has no pruning results
         entries += (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
                     + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
-                    + wemem_outputs(df, out, attack) + fig_roc(df, root, out) + reference_report(df, root, out))
+                    + wemem_outputs(df, out, attack) + fig_memscore_success(df, root, out, attack)
+                    + fig_roc(df, root, out) + reference_report(df, root, out))
     (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df) + n_nas))
     return entries
 

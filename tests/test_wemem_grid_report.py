@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 import cli
 import report
 from grid import PAPER, QUICK, check_names
@@ -85,3 +88,17 @@ def test_premise_bars_are_original_one_shot_iterative_auc(tmp_path: Path) -> Non
 def test_no_iterative_records_no_wemem_outputs(tmp_path: Path) -> None:
     df = report.normalize([r for r in records() if r.prune_iter is None])
     assert report.wemem_outputs(df, tmp_path, None) == [] and not list(tmp_path.iterdir())
+
+
+def test_memscore_success_bins_members_by_quintile_hand_computed() -> None:
+    # 10 members with mem-scores 0.0..0.9; the attack gives the six most memorised 100 and the rest 0 ...
+    mem = np.round(np.arange(10) / 10, 1)
+    member_scores = np.where(mem >= 0.6, 100.0, 0.0)
+    member_scores[4] = 99.0  # ... and one medium member a score just above the 1 %-FPR threshold (98.01)
+    scores = np.r_[member_scores, np.arange(100.0)]  # 100 non-members scored 0..99
+    member = np.r_[np.ones(10, int), np.zeros(100, int)]
+    line = report.memscore_success(mem, scores, member)
+    # quintile edges 0, .18, .36, .54, .72, .9 -> bins {0, .1}, {.2, .3}, {.4, .5}, {.6, .7}, {.8, .9}
+    assert line.x == pytest.approx([0.05, 0.25, 0.45, 0.65, 0.85])
+    assert line.y == pytest.approx([0.0, 0.0, 50.0, 100.0, 100.0])
+    assert report.memscore_success(mem[:9], scores, member) is None  # members and mem-scores must line up
