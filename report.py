@@ -255,6 +255,7 @@ EPSILON_FORMAT = ".2f"      # DP epsilon (3.97), also in the defense figures' la
 SETTING_FORMAT = "g"        # sparsity and defense argument as configured (0.6, 16)
 SECONDS_FORMAT = ".1f"      # timings (WeMem's defense time, 12.3)
 SETTING_COLUMNS = ("prune_sparsity", "shadow_prune_sparsity", "defend_arg", "prune_iter")
+COUNT_COLUMNS = ("references", "n_nonmembers", "n_members", "n_references")  # whole numbers (NaN makes them float)
 NUMBER_RULE = ("Markdown tables give percentages with one decimal (87.7), ε with two decimals (3.97), seconds "
                "with one decimal and sparsity, rounds and defense arguments as configured (0.6, 16); the CSV "
                "files keep full precision.")
@@ -266,8 +267,10 @@ def number_format(column: str) -> str:
         return EPSILON_FORMAT
     if column in SETTING_COLUMNS:
         return SETTING_FORMAT
-    if HEADERS.get(column, "").endswith("(%)") or column.endswith((" acc", " AUC")):  # per-attack columns
-        return PERCENT_FORMAT
+    if HEADERS.get(column, "").endswith("(%)") or column.endswith((" acc", " AUC")) or column.startswith("TPR@"):
+        return PERCENT_FORMAT  # per-attack columns and the reference-attack table's TPR columns are in % too
+    if column in COUNT_COLUMNS:
+        return SETTING_FORMAT
     if column.endswith("_seconds"):
         return SECONDS_FORMAT
     raise ValueError(f"no number format for column {column!r}: give it one in number_format")
@@ -867,23 +870,25 @@ def roc_series(rows: pd.DataFrame, root: Path) -> tuple[list[Series], list[str],
 
 def fig_roc(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
     entries = []
-    for (config, setting), rows in df[df["attack"].isin(headline_results())].groupby(["config", "setting"], sort=False):
+    # One log-log ROC per setting with every attack that saved scores (reference attacks included), down to
+    # FPR 1/n: the smallest FPR n non-members can show.
+    for (config, setting), rows in df.groupby(["config", "setting"], sort=False):
         series, missing, n = roc_series(rows, root)
         what = f"ROC for {config} {setting}"
         if not series:
             entries.append(skip("ROC curves", what, f"no score files under {root} (--root: the folder mia.py "
                                                      "ran in)"))
             continue
-        lo = max(1.0 / max(n, 1), 1e-3)  # no FPR below 1/n exists; 0.1 % is the smallest one reported
+        lo = 1.0 / max(n, 1)  # no FPR below 1/n exists
         series.append(Series("random guess (TPR = FPR)", [lo, 1.0], [lo, 1.0],
                              style={"linestyle": "--", "color": "gray"}))
-        panel = Panel(f"{n} non-members, main attacks", "false positive rate (fraction, log)",
+        panel = Panel(f"{n} non-members, every attack", "false positive rate (fraction, log)",
                       "true positive rate (fraction, log)", series, loglog=True, limits=(lo, 1.0))
         note = f"; no scores for {', '.join(missing)}" if missing else ""
         entries.append(figure("ROC curves", out, f"roc/{config}/{setting}.png", [panel],
                               f"ROC (log-log): {config} {setting}",
-                              f"Log-log ROC of the main attacks on {config} {setting}, from FPR {lo:.2g} "
-                              f"(the larger of 1e-3 and 1/n, n = {n} non-members){note}."))
+                              f"Log-log ROC of every attack on {config} {setting}, from FPR 1/n = {lo:.2g} "
+                              f"(n = {n} non-members){note}."))
     return entries
 
 
@@ -970,27 +975,8 @@ def fig_iso_accuracy(df: pd.DataFrame, out: Path) -> list[Entry]:
     return entries
 
 
-def fig_roc_every_attack(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
-    """Log-log ROC per setting with every attack that saved scores, down to FPR 1/n."""
-    entries = []
-    for (config, setting), rows in df.groupby(["config", "setting"], sort=False):
-        series, missing, n = roc_series(rows, root)
-        if not series:
-            continue
-        lo = 1.0 / max(n, 1)  # the smallest FPR a setting with n non-members has
-        series.append(Series("random guess (TPR = FPR)", [lo, 1.0], [lo, 1.0],
-                             style={"linestyle": "--", "color": "gray"}))
-        panel = Panel(f"{n} non-members, every attack", "false positive rate (fraction, log)",
-                      "true positive rate (fraction, log)", series, loglog=True, limits=(lo, 1.0))
-        note = f"; no scores for {', '.join(missing)}" if missing else ""
-        entries.append(figure("Reference attacks", out, f"roc/{config}/{setting}_all.png", [panel],
-                              f"ROC (log-log), every attack: {config} {setting}",
-                              f"Log-log ROC of every attack on {config} {setting} from FPR 1/n = {lo:.2g}{note}."))
-    return entries
-
-
 def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
-    """Issue 15's outputs: the original-vs-pruned table, the iso-accuracy view, ROC with every attack."""
+    """Issue 15's outputs: the original-vs-pruned table and the iso-accuracy view (fig_roc draws every attack)."""
     table = original_vs_pruned(df)
     notes = sorted({f"{c}: {n}" for c, n in zip(table["config"], table["note"]) if n})
     intro = ("Per config, the original (unpruned) model and each pruned one: victim test accuracy (%), and per "
@@ -1002,7 +988,7 @@ def reference_report(df: pd.DataFrame, root: Path, out: Path) -> list[Entry]:
     return (write_table(out, "original_vs_pruned", table, "Original vs pruned per config: test accuracy, AUC and "
                         "TPR at 0.1 % FPR with 95 % CIs for LiRA, RMIA, SAMIA (and loss, mentr); which low-FPR "
                         "figures are resolvable.", ("original_vs_pruned.md", md))
-            + fig_iso_accuracy(df, out) + fig_roc_every_attack(df, root, out))
+            + fig_iso_accuracy(df, out))
 
 
 
