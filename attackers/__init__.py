@@ -35,16 +35,27 @@ register_attack(RmiaOfflineAttack)
 register_attack(LossAttack)
 
 
+def families() -> dict[str, list[str]]:
+    """Family name -> its registered variants (e.g. lira -> lira_online, lira_offline)."""
+    out: dict[str, list[str]] = {}
+    for attack in ATTACKS:
+        if attack.family:
+            out.setdefault(attack.family, []).append(attack.name)
+    return out
+
+
 def resolve_attacks(spec: str) -> list[str]:
-    """`--attacks` value -> attack names in the order given (duplicates dropped); "all" = every attack."""
+    """`--attacks` value -> attack names in the order given (duplicates dropped); "all" = every attack, a
+    family name (lira, rmia) = its variants."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in ATTACKS and n != "all"]
+    groups = families()
+    unknown = [n for n in names if n not in ATTACKS and n not in groups and n != "all"]
     if unknown or not names:
         raise UserError(f"unknown attack(s) {', '.join(unknown) or repr(spec)} in --attacks",
-                        "valid: all, " + ", ".join(ATTACKS.names()))
+                        "valid: all, " + ", ".join([*ATTACKS.names(), *groups]))
     if "all" in names:
         return list(ATTACKS.names())
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(v for n in names for v in groups.get(n, [n])))
 
 
 def create_attack(name: str, **settings: Any) -> Attack:

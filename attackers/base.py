@@ -92,6 +92,7 @@ class Attack:
     proposed: ClassVar[tuple[str, ...]] = ()  # the paper's own attack (the report's default main attack)
     baseline: ClassVar[tuple[str, ...]] = ()  # the simple attack other results are compared with (Fig 10)
     classic: ClassVar[tuple[str, ...]] = ()   # the strongest classic attack, shown beside the reference attacks
+    family: ClassVar[str] = ""  # a name for several registered variants (`--attacks lira` = online + offline)
     # Reference-model attacks: which reference set fills the AttackInput's reference fields ("online": models
     # trained on halves of a population holding the targets, refs.py; "offline": models that never saw the
     # victim's data, the shadows), and how many references the attack needs at the least.

@@ -119,6 +119,7 @@ class LiraAttack(Attack):
     """LiRA online / offline (optionally fixed-variance) from the references' statistics in AttackInput."""
 
     name = "lira"
+    family = "lira"
     config_cls = LiraConfig
 
     def run(self, data: AttackInput) -> list[AttackResult]:

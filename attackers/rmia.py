@@ -98,6 +98,7 @@ class RmiaAttack(Attack):
     """RMIA online / offline from the references' statistics on the targets and on population points."""
 
     name = "rmia"
+    family = "rmia"
     config_cls = RmiaConfig
 
     def run(self, data: AttackInput) -> list[AttackResult]:

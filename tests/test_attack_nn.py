@@ -84,9 +84,12 @@ def test_registry_and_resolve() -> None:
                                     "lira_offline", "rmia_online", "rmia_offline", "loss"}
     assert resolve_attacks("all") == list(ATTACKS.names())
     assert resolve_attacks("nn_cls, samia,nn_cls") == ["nn_cls", "samia"]
+    # a family name stands for its variants, in registry order, after what came before it
+    assert resolve_attacks("samia,lira,rmia_offline,rmia") == ["samia", "lira_online", "lira_offline",
+                                                                "rmia_offline", "rmia_online"]
     with pytest.raises(UserError) as err:
-        resolve_attacks("samia,lira")   # the variants are the names: lira_online, lira_offline
-    assert "lira" in err.value.what and "blindmi" in (err.value.hint or "")
+        resolve_attacks("all,liar")   # an unknown name is never swallowed by "all"
+    assert "liar" in err.value.what and "blindmi" in (err.value.hint or "") and "lira" in (err.value.hint or "")
     with pytest.raises(UserError):
         resolve_attacks(" , ")
     for name in ATTACKS.names():
