@@ -92,8 +92,10 @@ def test_attacks_all_on_pruned_and_original_write_records(work: Path) -> None:
 
 
 def test_mia_errors_name_the_fix(work: Path) -> None:
+    line = one_error_line(steps(work, "mia.py", "digits_columnfc", "--attacks", "samia,liar"))
+    assert "liar" in line and "samia" in line and "blindmi" in line and "lira" in line  # lira: a family name
     line = one_error_line(steps(work, "mia.py", "digits_columnfc", "--attacks", "samia,lira"))
-    assert "lira" in line and "samia" in line and "blindmi" in line
+    assert "lira_online needs 16 reference models" in line and "refs.py" in line  # the family, its fix
     line = one_error_line(steps(work, "mia.py", "digits_columnfc", "--prune_sparsity", "0.9"))
     assert "l1unstructure_0.9_model" in line and "python prune.py" in line and "--prune_sparsity 0.9" in line
 
