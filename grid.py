@@ -4,26 +4,24 @@ Each `GridBlock` line below is one (config, settings) block; it expands into the
 three steps. Adding a setting is editing one line of QUICK or PAPER. The sweeps are data (names of registry
 entries); `check_names` verifies them against the registries before anything runs.
 
-    python grid.py --quick|--paper [--dry-run] [--jobs N]      (run_all.sh calls this, then report.py)
+    python grid.py --profile quick|paper [--dry-run] [--launcher local|ray|slurm] [--jobs N]  (run_all.sh calls this)
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
-import shlex
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli import run_main
 from errors import UserError
+from launch import LAUNCHERS
+from launch.base import Context
+from launch.progress import Progress
+from launch.tasks import Task, build_tasks, describe
 from setting import AttackSetting, ModelSetting
 
 ALL_PRUNERS = ("l1unstructure", "l1structure", "l2structure", "slim")  # the paper's four approaches
@@ -246,113 +244,60 @@ def check_names(blocks: list[GridBlock | NasBlock]) -> None:
         block.check()
 
 
-def config_of(command: str) -> str:
-    """The config stem a command works on: its first argument ending in .json (nas_privacy.py puts a
-    subcommand before it)."""
-    return next(Path(a).stem for a in shlex.split(command)[2:] if a.endswith(".json"))
+def grid_tasks(blocks: list[GridBlock | NasBlock], cpus: int, gpus: float) -> list[Task]:
+    """The profile's task graph (launch.tasks): every command with the tasks it reads from."""
+    return build_tasks([b.commands() for b in blocks], cpus, gpus)
 
 
-def stamp(command: str) -> Path:
-    """A finished command leaves a stamp, so a rerun skips it without even starting Python."""
-    return Path("log") / config_of(command) / ".done" / hashlib.sha1(command.encode()).hexdigest()[:16]
-
-
-class Runner:
-    """Runs grid commands as subprocesses: skips stamped ones, stamps successes, collects failures.
-
-    Thread-safe: several commands of one config may run at once, so the progress counter and each
-    config's `run_all.out` are guarded (a command's output is written in one piece when it ends)."""
-
-    def __init__(self, python: str, threads: int, total: int) -> None:
-        self.python, self.threads, self.total = python, threads, total
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def run(self, cmd: str) -> str | None:
-        """Run one command unless stamped; returns None on success, else the command and its last line."""
-        if stamp(cmd).exists():
-            self._say(f"skip (done)  {cmd}")
-            return None
-        argv = [self.python, *shlex.split(cmd)[1:], "--quiet", "--device", "auto", "--threads", str(self.threads)]
-        start = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        secs = time.perf_counter() - start
-        out = Path("log") / config_of(cmd) / "run_all.out"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock, open(out, "a") as f:
-            f.write(f"\n$ {cmd}\n{proc.stdout}{proc.stderr}")
-        if proc.returncode == 0:
-            stamp(cmd).parent.mkdir(parents=True, exist_ok=True)
-            stamp(cmd).write_text(cmd + "\n")
-            self._say(f"done {secs:6.1f}s  {cmd}")
-            return None
-        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-        self._say(f"FAILED {secs:6.1f}s  {cmd}\n    {last}")
-        return f"{cmd}\n    {last}"
-
-    def chain(self, commands: list[str]) -> list[str]:
-        """Run commands in order; returns the failed ones. The rest still run: a dependent of a failed
-        command then fails fast with a clear 'run this first' error of its own."""
-        return [f for f in map(self.run, commands) if f is not None]
-
-    def _say(self, msg: str) -> None:
-        with self.lock:
-            self.count += 1
-            print(f"[{self.count}/{self.total}] {msg}", flush=True)
-
-
-# Commands that only read what a config's training steps made: they join the shared queue (see run_grid).
-ATTACK_STEPS = ({"mia.py"}, {"nas_privacy.py", "amia"}, {"nas_privacy.py", "adra"})
-
-
-def is_attack(command: str) -> bool:
-    words = set(shlex.split(command)[1:3])
-    return any(step <= words for step in ATTACK_STEPS)
-
-
-def run_grid(chains: list[list[str]], runner: Runner, jobs: int) -> list[str]:
-    """Each config's training steps (pretrain, then its prunes) run in order; once they are done, its
-    attacks, which only read checkpoints, join one shared queue. So `jobs` workers stay busy to the end
-    instead of waiting on the config with the most attacks. Returns the failed commands."""
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        def train_then_queue(chain: list[str]) -> tuple[list[str], list[Future]]:
-            failed = runner.chain([c for c in chain if not is_attack(c)])
-            return failed, [pool.submit(runner.run, c) for c in chain if is_attack(c)]
-
-        failed: list[str] = []
-        for build in [pool.submit(train_then_queue, chain) for chain in chains]:
-            train_failed, attacks = build.result()
-            failed += train_failed + [f for f in (a.result() for a in attacks) if f is not None]
-    return failed
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Run an experiment grid (see run_all.sh and README 'Running the grid "
+                                            "on a cluster').")
+    p.add_argument("--profile", choices=PROFILES, required=True)
+    p.add_argument("--dry-run", action="store_true", help="print the task graph (each task with its dependencies "
+                                                          "and resources), run nothing")
+    p.add_argument("--launcher", choices=LAUNCHERS.names(), default="local",
+                   help="where the tasks run: " + "; ".join(f"{e.name}: {e.help}" for e in LAUNCHERS))
+    p.add_argument("--jobs", type=int, default=1,
+                   help="local: tasks side by side (training steps first, then the attacks, each once what it "
+                        "reads is done); every launcher: sets the default --cpus_per_task")
+    p.add_argument("--cpus_per_task", type=int, default=None,
+                   help="threads of each step and the CPUs a backend reserves for it (default: cores // --jobs, "
+                        "the same on every launcher, so every launcher computes the same numbers)")
+    p.add_argument("--gpus_per_task", type=float, default=None,
+                   help="GPUs reserved per task; a fraction packs small models on one GPU (local, ray). Default: "
+                        "local: one GPU per slot while there are enough, else an equal share; ray: 1 if the "
+                        "cluster has GPUs; slurm: 0")
+    p.add_argument("--retries", type=int, default=2,
+                   help="runs more of a task whose step or worker was killed (a failing step is not retried)")
+    for launcher in LAUNCHERS:
+        launcher.add_flags(p.add_argument_group(f"--launcher {launcher.name}"))
+    return p
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="Run an experiment grid (see run_all.sh).")
-    p.add_argument("--profile", choices=PROFILES, required=True)
-    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="commands run side by side (a config's training steps in order, then its attacks "
-                        "in a shared queue)")
-    args = p.parse_args()
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    check_names(PROFILES[args.profile])
-    chains = [e.commands() for e in PROFILES[args.profile]]
+    args = parser().parse_args()
+    if args.jobs < 1 or (args.cpus_per_task is not None and args.cpus_per_task < 1) or args.retries < 0:
+        raise UserError("--jobs and --cpus_per_task must be >= 1, --retries >= 0")
+    if args.gpus_per_task is not None and args.gpus_per_task < 0:
+        raise UserError(f"--gpus_per_task must be >= 0, got {args.gpus_per_task:g}")
+    blocks = PROFILES[args.profile]
+    check_names(blocks)
+    launcher = LAUNCHERS.get(args.launcher)(args, Context(Path.cwd(), sys.executable, args.retries))
+    cpus = args.cpus_per_task or max(1, (os.cpu_count() or 1) // args.jobs)
     if args.dry_run:
-        for cmd in (c for chain in chains for c in chain):
-            print(cmd)
+        print(describe(grid_tasks(blocks, cpus, args.gpus_per_task or 0.0)))
         return
-    missing = [e.config for e in PROFILES[args.profile] if not Path(f"config/{e.config}.json").exists()]
+    missing = [e.config for e in blocks if not Path(f"config/{e.config}.json").exists()]
     if missing:
         raise UserError(f"config files missing: {', '.join(missing)}", "run from the repository root")
-    total = sum(len(c) for c in chains)
-    runner = Runner(sys.executable, threads=max(1, (os.cpu_count() or 1) // args.jobs), total=total)
-    start = time.perf_counter()
-    failed = run_grid(chains, runner, args.jobs)
-    print(f"grid {args.profile}: {total - len(failed)}/{total} commands succeeded in "
-          f"{time.perf_counter() - start:.0f} s")
-    if failed:
-        print("failed:\n  " + "\n  ".join(failed))
+    if args.gpus_per_task is None:
+        args.gpus_per_task = launcher.gpus_per_task()
+    launcher.check()
+    tasks = grid_tasks(blocks, cpus, args.gpus_per_task)
+    progress = Progress(tasks, f"grid {args.profile} ({args.launcher})")
+    launcher.run(tasks, progress)
+    print(progress.summary(), flush=True)
+    if not progress.ok:
         sys.exit(1)
 
 
