@@ -1,12 +1,7 @@
-"""run_all.sh's grid: the commands it expands to, resuming by stamps, and failures that do not stop the rest."""
+"""run_all.sh's grid: the commands each block expands to (running them: tests/test_launch*.py)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-from grid import PAPER, QUICK, GridBlock, Runner, run_grid, stamp
+from grid import PAPER, QUICK, GridBlock
 
 
 def test_block_expands_in_dependency_order() -> None:
@@ -58,51 +53,3 @@ def test_quick_grid_touches_every_attack_defense_and_approach() -> None:
                  "--shadow_prune_sparsity", "--attacks all", *(f"--defend {d} " for d in
                                                                ("ppb", "adv", "dp", "dpsgd", "relaxloss"))):
         assert word in text, word
-
-
-def test_resume_and_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "ok.py").write_text("import sys; open('ran.txt', 'a').write(sys.argv[1] + '\\n')\n")
-    (tmp_path / "bad.py").write_text("import sys; sys.stderr.write('error: boom (hint)\\n'); sys.exit(2)\n")
-    chain = ["python ok.py config/a.json", "python bad.py config/a.json", "python ok.py config/b.json"]
-    failed = Runner(sys.executable, 1, 3).chain(chain)
-    assert len(failed) == 1 and "bad.py" in failed[0] and "error: boom (hint)" in failed[0]
-    assert (tmp_path / "ran.txt").read_text().split() == ["config/a.json", "config/b.json"]  # the rest went on
-    assert stamp(chain[0]).exists() and not stamp(chain[1]).exists()
-    assert "error: boom" in (tmp_path / "log" / "a" / "run_all.out").read_text()
-    assert len(Runner(sys.executable, 1, 3).chain(chain)) == 1  # only the failed one is retried
-    assert (tmp_path / "ran.txt").read_text().split() == ["config/a.json", "config/b.json"]  # skipped on rerun
-    assert "skip (done)" in capsys.readouterr().out
-
-
-# A training step leaves <config>.trained; an "attack" (any mia.py command) fails without it, and the two
-# attacks of config a each wait (up to 30 s) for the other to start: they pass only if they run at once.
-TRAIN = "import sys, time; time.sleep(0.2); open(sys.argv[1][7:-5] + '.trained', 'w')\n"
-ATTACK = """import os, sys, time
-cfg, me = sys.argv[1][7:-5], sys.argv[2]  # config/<cfg>.json
-if not os.path.exists(cfg + '.trained'):
-    sys.stderr.write('error: not trained\\n'); sys.exit(2)
-open(f'{cfg}.{me}.started', 'w')
-if cfg == 'a':
-    other = f"a.{'y' if me == 'x' else 'x'}.started"
-    deadline = time.time() + 30
-    while not os.path.exists(other) and time.time() < deadline:
-        time.sleep(0.05)
-    sys.exit(0 if os.path.exists(other) else 3)
-"""
-
-
-def test_grid_runs_attacks_after_their_training_and_side_by_side(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "train.py").write_text(TRAIN)
-    (tmp_path / "mia.py").write_text(ATTACK)
-    (tmp_path / "bad.py").write_text("import sys; sys.stderr.write('error: boom (hint)\\n'); sys.exit(2)\n")
-    chains = [["python train.py config/a.json", "python mia.py config/a.json x", "python mia.py config/a.json y"],
-              ["python bad.py config/b.json", "python mia.py config/b.json z"]]
-    failed = run_grid(chains, Runner(sys.executable, 1, 5), jobs=2)
-    # b's training failed, so its attack failed fast too; both are reported, a's attacks ran together.
-    assert sorted(f.split("\n")[0] for f in failed) == ["python bad.py config/b.json",
-                                                        "python mia.py config/b.json z"]
-    assert (tmp_path / "a.x.started").exists() and (tmp_path / "a.y.started").exists()
-    assert all(stamp(c).exists() for c in chains[0])
