@@ -61,7 +61,13 @@ class RayLauncher(Launcher):
         # Workers import launch.ray_backend from the repository (it must be at the same path on every node).
         env = {"env_vars": {"PYTHONPATH": str(self.ctx.root)}}
         if self.args.address:
-            ray.init(address=self.args.address, runtime_env=env, log_to_driver=False)
+            try:
+                ray.init(address=self.args.address, runtime_env=env, log_to_driver=False)
+            except ConnectionError as e:
+                raise UserError(f"cannot join the Ray cluster at {self.args.address} ({e})",
+                                "is it up (ray status)? A cluster of `ray start` wants its token: set "
+                                "RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN off its nodes), or use --address auto "
+                                "on one of its nodes") from None
         else:
             ray.init(num_cpus=self.args.ray_cpus or os.cpu_count(), include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE, runtime_env=env, log_to_driver=False)

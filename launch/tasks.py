@@ -49,8 +49,8 @@ class Task:
 
     @property
     def is_attack(self) -> bool:
-        words = set(shlex.split(self.command)[1:3])
-        return any(step <= words for step in ATTACK_STEPS)
+        words = shlex.split(self.command)[1:3]
+        return any(step <= {Path(words[0]).name, *words[1:]} for step in ATTACK_STEPS)
 
     def argv(self, python: str) -> list[str]:
         """The process every backend runs: the same flags everywhere, so every backend gets the same numbers
@@ -93,7 +93,7 @@ def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
     from setting import AttackSetting, ModelSetting
 
     words = shlex.split(command)
-    script, cfg = words[1], config_of(command)
+    script, cfg = Path(words[1]).name, config_of(command)  # a script may be named by its path
     ns, _ = parser.parse_known_args(words[2:])
 
     def model(s: ModelSetting) -> Key:

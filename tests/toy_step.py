@@ -11,7 +11,7 @@
   to log/<cfg>/results.jsonl, so interleaved appends would show as broken lines;
 - every run that does work appends its name to runs.log in the working folder (tests count these).
 
-Faults, from the environment: TOY_SLEEP (seconds before writing), TOY_FAULT="<name>:<kind>", kind one of
+Faults, from the environment: TOY_SLEEP (seconds before writing), TOY_FAULT="<name>:<kind>[,...]", kind one of
 kill-once (SIGKILL itself, first run only), kill-parent-once (SIGKILL the process that started it, i.e.
 the Ray worker; first run only), midwrite (SIGKILL itself after writing half the temporary file, every run),
 fail (exit 1).
@@ -35,8 +35,8 @@ RECORD_BYTES = 100_000  # well above a pipe or stdio buffer (4-8 KiB): a split w
 
 
 def fault(name: str) -> str:
-    who, _, kind = os.environ.get("TOY_FAULT", "").partition(":")
-    return kind if who == name else ""
+    faults = dict(f.partition(":")[::2] for f in os.environ.get("TOY_FAULT", "").split(",") if f)
+    return faults.get(name, "")
 
 
 def once(marker: Path) -> bool:

@@ -1,0 +1,126 @@
+"""The Ray launcher on a 2-CPU local cluster (CI installs requirements-dist.txt): a killed worker is retried,
+a failure skips only its dependants, an existing cluster is joined with --address, and a small real grid
+gives the local launcher's numbers exactly."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-dist.txt")
+
+from launch_helpers import launch, made, runs, toy_grid  # noqa: E402
+
+from launch.local import LocalLauncher  # noqa: E402
+from launch.ray_backend import RayLauncher  # noqa: E402
+from launch.tasks import build_tasks  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = Path(sys.executable).parent / "ray"
+
+
+def test_killed_worker_is_retried_and_a_failure_skips_only_its_dependants(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # p1's first run SIGKILLs its Ray worker (Ray retries the task), p2's first run is killed itself
+    # (run_with_retries runs it again in the same worker), m0 fails (not retried, nothing depends on it).
+    monkeypatch.setenv("TOY_FAULT", "p1:kill-parent-once,p2:kill-once,m0:fail")
+    progress = launch(RayLauncher, toy_grid(), tmp_path)
+    outcomes = progress.outcomes
+    assert {k: o.status for k, o in outcomes.items()} == {"a/pre": "done", "a/p1": "done", "a/p2": "done",
+                                                          "a/m0": "failed", "a/m1": "done", "a/m2": "done"}
+    assert outcomes["a/p2"].attempts == 2 and outcomes["a/m0"].attempts == 1
+    assert "error: m0 failed on purpose" in outcomes["a/m0"].tail
+    assert sorted(runs(tmp_path)) == ["m1", "m2", "p1", "p2", "pre"]          # p1 and p2 made once each
+    assert (tmp_path / ".p1.kill-parent-once").exists()                      # the worker kill did happen
+    assert "5 done, 1 failed, 0 skipped of 6 tasks" in progress.summary()
+
+
+@pytest.fixture
+def ray_head(monkeypatch: pytest.MonkeyPatch):
+    """`ray start --head --block` with 2 CPUs, as a user starts a cluster; stopped by its process group."""
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    monkeypatch.setenv("RAY_TMPDIR", temp)  # a driver on the head node finds the cluster's session there
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # `ray start` clusters want a token (README), ~/.ray/auth_token
+    env = dict(os.environ, RAY_TMPDIR=temp, PYTHONPATH=str(ROOT))
+    port = 6390 + os.getpid() % 500
+    proc = subprocess.Popen([str(RAY), "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
+                             "--include-dashboard", "false", "--object-store-memory", str(80 * 1024 * 1024)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline, seen = time.time() + 120, ""
+        while time.time() < deadline and "Ray runtime started" not in seen:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            seen += line
+        if "Ray runtime started" not in seen:
+            raise AssertionError(f"ray start --head did not start:\n{seen}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # as Ctrl-C: `ray start --block` stops its cluster (it ignores TERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_joins_an_existing_cluster_with_address(tmp_path: Path, ray_head: str) -> None:
+    root = tmp_path / "grid"
+    root.mkdir()
+    progress = launch(RayLauncher, toy_grid(), root, address=ray_head)
+    assert progress.ok and sorted(runs(root)) == sorted(t.id[2:] for t in toy_grid())
+    before = made(root)
+    (root / "result" / "a" / "p2.json").unlink()
+    assert launch(RayLauncher, toy_grid(), root, address=ray_head).ok
+    assert runs(root)[6:] == ["p2", "m2"]
+    assert {k for k, v in made(root).items() if v["model_id"] != before[k]["model_id"]} == {"p2", "m2"}
+
+
+# A real grid on digits_columnfc, cut to seconds: pretrain (victim + 1 shadow, 3 epochs), one prune (1 epoch of
+# fine-tuning), and the threshold family on the original and the pruned model.
+REAL = [f"python {ROOT}/{c} config/digits_columnfc.json {flags} --shadow_num 1 --epochs 3 --prune_epochs 1"
+        for c, flags in (("pretrain.py", ""), ("prune.py", "--pruner_name l1unstructure --prune_sparsity 0.7"),
+                         ("mia.py", "--original --attacks threshold"),
+                         ("mia.py", "--pruner_name l1unstructure --prune_sparsity 0.7 --attacks threshold"))]
+
+
+def run_dependent(key: str) -> bool:
+    """Fields that differ between two runs of the same commands: timings, dates, paths, fresh model ids."""
+    return key.endswith("seconds") or "model_id" in key or key in ("time", "versions", "scores_file")
+
+
+def numbers(root: Path) -> dict[tuple[str, str], dict]:
+    out = {}
+    for line in (root / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        out[r["setting"], r["attack"]] = {k: v for k, v in r.items() if not run_dependent(k)}
+    return out
+
+
+def test_ray_gives_the_local_launchers_numbers_on_real_steps(tmp_path: Path) -> None:
+    tasks = build_tasks([REAL])
+    assert [t.deps for t in tasks] == [(), ("digits_columnfc/0",), ("digits_columnfc/0",), ("digits_columnfc/1",)]
+    results = {}
+    for name, launcher in (("local", LocalLauncher), ("ray", RayLauncher)):
+        root = tmp_path / name
+        (root / "config").mkdir(parents=True)
+        (root / "config" / "digits_columnfc.json").write_text((ROOT / "config" / "digits_columnfc.json").read_text())
+        progress = launch(launcher, tasks, root)
+        assert progress.ok, progress.summary()
+        results[name] = numbers(root)
+    assert len(results["local"]) == 12 and results["local"] == results["ray"]  # 6 threshold results x 2 settings
+    log = (tmp_path / "ray" / "log" / "digits_columnfc" / "run_all.out").read_text()
+    assert re.search(r"\$ python \S+/mia.py config/digits_columnfc.json --original", log)
