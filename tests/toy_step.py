@@ -13,8 +13,8 @@
 
 Faults, from the environment: TOY_SLEEP (seconds before writing), TOY_FAULT="<name>:<kind>[,...]", kind one of
 kill-once (SIGKILL itself, first run only), kill-parent-once (SIGKILL the process that started it, i.e.
-the Ray worker; first run only), midwrite (SIGKILL itself after writing half the temporary file, every run),
-fail (exit 1).
+the Ray worker; first run only), sleep-once (sleep 300 s, first run only: to be preempted), midwrite
+(SIGKILL itself after writing half the temporary file, every run), fail (exit 1).
 """
 from __future__ import annotations
 
@@ -80,6 +80,8 @@ def main() -> None:
     if kind in ("kill-once", "kill-parent-once") and once(Path(f".{args.name}.{kind}")):
         os.kill(os.getppid() if kind == "kill-parent-once" else os.getpid(), signal.SIGKILL)
         sys.exit(3)  # the killed parent never reads this
+    if kind == "sleep-once" and once(Path(f".{args.name}.{kind}")):
+        time.sleep(300)  # until a test preempts it
     time.sleep(float(os.environ.get("TOY_SLEEP", "0")))
     body = json.dumps({"settings": args.settings, "model_id": uuid.uuid4().hex, "parents": parents})
 
