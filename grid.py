@@ -1,8 +1,10 @@
-"""The experiment grid of run_all.sh and the runner that executes it (resumable, parallel, fault-tolerant).
+"""The experiment grid of run_all.sh: which commands each profile runs, handed to a launcher (launch/).
 
-Each `GridBlock` line below is one (config, settings) block; it expands into the ordered commands of the
-three steps. Adding a setting is editing one line of QUICK or PAPER. The sweeps are data (names of registry
-entries); `check_names` verifies them against the registries before anything runs.
+Each `GridBlock` line below is one (config, settings) block; it expands into the commands of the steps.
+Adding a setting is editing one line of QUICK or PAPER. The sweeps are data (names of registry entries);
+`check_names` verifies them against the registries before anything runs. launch.tasks turns the commands
+into a task graph (each task after the tasks whose outputs it reads) that the local, Ray or Slurm launcher
+runs (README "Running the grid on a cluster").
 
     python grid.py --profile quick|paper [--dry-run] [--launcher local|ray|slurm] [--jobs N]  (run_all.sh calls this)
 """

@@ -265,3 +265,20 @@ def test_grid_cli_errors_before_any_work(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "grid.py"), "--profile", "quick", "--launcher", "slurm",
                            "--gpus_per_task", "0.5"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "error: --gpus_per_task 0.5: Slurm allocates whole GPUs" in proc.stderr
+
+
+def test_the_readme_launcher_runs_the_toy_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """launch/README.md's example launcher, executed as written, registered and run like the others."""
+    text = (ROOT / "launch" / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("# launch/__init__.py", 1)[0]
+    namespace: dict = {}
+    exec("import time\nfrom errors import UserError\nfrom launch.base import Launcher\n"
+         "from launch.execute import run_with_retries, skipped\nfrom launch.tasks import levels\n" + code, namespace)
+    from launch import LAUNCHERS
+    with LAUNCHERS.registered(namespace["ToyLauncher"]) as toy_launcher:
+        assert LAUNCHERS.get("toy") is toy_launcher
+        monkeypatch.setenv("TOY_FAULT", "p2:fail")
+        progress = launch(toy_launcher, toy_grid(), tmp_path, toy_pause=0.0)
+    assert {k: o.status for k, o in progress.outcomes.items() if o.status != "done"} == {"a/p2": "failed",
+                                                                                       "a/m2": "skipped"}
+    assert "toy" not in LAUNCHERS
