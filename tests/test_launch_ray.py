@@ -20,9 +20,9 @@ pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requ
 
 from launch_helpers import launch, made, runs, toy_grid  # noqa: E402
 
-from launch.local import LocalLauncher  # noqa: E402
+import grid  # noqa: E402
+from grid import GridBlock  # noqa: E402
 from launch.ray_backend import RayLauncher  # noqa: E402
-from launch.tasks import build_tasks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).parent / "ray"
@@ -89,12 +89,10 @@ def test_joins_an_existing_cluster_with_address(tmp_path: Path, ray_head: str) -
     assert {k for k, v in made(root).items() if v["model_id"] != before[k]["model_id"]} == {"p2", "m2"}
 
 
-# A real grid on digits_columnfc, cut to seconds: pretrain (victim + 1 shadow, 3 epochs), one prune (1 epoch of
-# fine-tuning), and the threshold family on the original and the pruned model.
-REAL = [f"python {ROOT}/{c} config/digits_columnfc.json {flags} --shadow_num 1 --epochs 3 --prune_epochs 1"
-        for c, flags in (("pretrain.py", ""), ("prune.py", "--pruner_name l1unstructure --prune_sparsity 0.7"),
-                         ("mia.py", "--original --attacks threshold"),
-                         ("mia.py", "--pruner_name l1unstructure --prune_sparsity 0.7 --attacks threshold"))]
+# A real grid through grid.py's own command line: one digits_columnfc block cut to seconds (victim + 1 shadow,
+# 3 epochs; one l1unstructure prune fine-tuned 1 epoch; every attack on the original and the pruned model).
+TINY = GridBlock("digits_columnfc", sparsities=(0.7,),
+                 flags="--shadow_num 1 --epochs 3 --prune_epochs 1 --attack_epochs 2")
 
 
 def run_dependent(key: str) -> bool:
@@ -110,17 +108,31 @@ def numbers(root: Path) -> dict[tuple[str, str], dict]:
     return out
 
 
-def test_ray_gives_the_local_launchers_numbers_on_real_steps(tmp_path: Path) -> None:
-    tasks = build_tasks([REAL])
-    assert [t.deps for t in tasks] == [(), ("digits_columnfc/0",), ("digits_columnfc/0",), ("digits_columnfc/1",)]
-    results = {}
-    for name, launcher in (("local", LocalLauncher), ("ray", RayLauncher)):
-        root = tmp_path / name
-        (root / "config").mkdir(parents=True)
-        (root / "config" / "digits_columnfc.json").write_text((ROOT / "config" / "digits_columnfc.json").read_text())
-        progress = launch(launcher, tasks, root)
-        assert progress.ok, progress.summary()
-        results[name] = numbers(root)
-    assert len(results["local"]) == 12 and results["local"] == results["ray"]  # 6 threshold results x 2 settings
+def checkout(root: Path) -> None:
+    """A working folder as run_all.sh sees the repository: the scripts and packages (linked) and config/."""
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "digits_columnfc.json").write_text((ROOT / "config" / "digits_columnfc.json").read_text())
+    for path in ROOT.iterdir():
+        if path.suffix == ".py" or (path / "__init__.py").exists():
+            (root / path.name).symlink_to(path)
+
+
+def test_grid_py_with_ray_gives_the_local_launchers_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(grid.PROFILES, "quick", [TINY])
+    results, dry = {}, {}
+    for launcher in ("local", "ray"):
+        root = tmp_path / launcher
+        checkout(root)
+        monkeypatch.chdir(root)
+        for extra in (["--dry-run"], []):
+            monkeypatch.setattr(sys, "argv", ["grid.py", "--profile", "quick", "--jobs", "2", "--launcher", launcher,
+                                              "--ray_cpus", "2", *extra])
+            grid.main()  # exits (SystemExit) if a task failed
+            dry.setdefault(launcher, capsys.readouterr().out)
+        results[launcher] = numbers(root)
+    assert dry["local"] == dry["ray"] and dry["ray"].endswith("4 tasks in 3 dependency levels (1, 2, 1)\n")
+    assert len(results["local"]) >= 2 * 6 and results["local"] == results["ray"]
+    assert {s for s, _ in results["local"]} == {"original", "l1unstructure_0.7"}
     log = (tmp_path / "ray" / "log" / "digits_columnfc" / "run_all.out").read_text()
-    assert re.search(r"\$ python \S+/mia.py config/digits_columnfc.json --original", log)
+    assert re.search(r"\$ python mia.py config/digits_columnfc.json --original --attacks all", log)
