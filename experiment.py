@@ -28,8 +28,8 @@ from defenses import DefenseOptions, create_defense
 from errors import UserError
 from models import build_model
 from setting import ModelSetting
-from storage import load_checkpoint, log, setup_logging
-from training import SplitTensors, TrainConfig
+from storage import load_checkpoint, log, remove_stale_tmp, setup_logging
+from training import SplitTensors, TrainConfig, require_finite
 
 # Seed offsets of the phases that draw random numbers for one model (init, data order, dropout, noise).
 PHASE_SEED = {"pretrain": 0, "prune": 1}
@@ -220,6 +220,7 @@ class Experiment:
         except (RuntimeError, KeyError, AttributeError, TypeError) as e:
             raise UserError(f"checkpoint {path} does not fit model {self.cfg.model_name} "
                             f"({str(e).splitlines()[0][:120]})", f"delete it and rerun: {hint}") from None
+        require_finite(model, f"checkpoint {path} holds a diverged model", f"delete it and rerun: {hint}")
         return self.place(model), ckpt
 
 
@@ -231,6 +232,8 @@ def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, remake_spli
     the members their originals were trained on.
     """
     setup_logging(log_dir(cfg) / log_name)
+    for tmp in remove_stale_tmp(result_dir(cfg), recursive=True):
+        log.info(f"Removed {tmp}, left by a killed write")
     seed_everything(cfg.seed)
     configure_backends(opts.fast, opts.threads)
     log.info(f"Arguments: {' '.join(opts.words())}")

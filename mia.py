@@ -37,7 +37,7 @@ from attackers.features import (
     sensitivity_gap,
     true_class,
 )
-from attackers.metrics import attack_metrics
+from attackers.metrics import NonFiniteScores, attack_metrics
 from attackers.refstats import lira_statistic
 from cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of
 from config import Config
@@ -123,6 +123,16 @@ def model_features(exp: Experiment, model: nn.Module, shadow: int | None, title:
     labels = torch.cat([data.train_y, data.test_y]).cpu().numpy()
     member = np.r_[np.ones(len(data.train_y), np.int64), np.zeros(len(data.test_y), np.int64)]
     return ModelFeatures(probs, sens, labels, member, train[0], test[0], train[1], test[1])
+
+
+def require_finite_outputs(features: ModelFeatures, path: Path) -> None:
+    """UserError naming the model when its confidences or sensitivities hold NaN / infinity (finite weights can
+    still overflow): no attack on them would mean anything."""
+    for name, values in (("confidences", features.probs), ("sensitivities", features.sens)):
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise UserError(f"model {path} gives {bad} non-finite {name}", "retrain it with --overwrite "
+                            "(a lower --lr) or lower the sensitivity eps")
 
 
 def attack_input(exp: Experiment, victim: ModelFeatures, shadows: list[ModelFeatures]) -> AttackInput:
@@ -280,8 +290,12 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
 def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np.ndarray, out: Path,
            seconds: float) -> AttackRecord:
     """Log the artifact's line, save per-sample scores, append the results record; returns the record."""
-    metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
-                             seed=exp.cfg.seed)
+    try:
+        metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
+                                 seed=exp.cfg.seed)
+    except NonFiniteScores as e:
+        raise UserError(f"attack {result.name} on {base.setting} gave non-finite scores ({e}); nothing of it "
+                        "was saved", "lower --attack_lr, or retrain the models if their outputs are off") from None
     line = artifact_line(result.name)
     if line is not None:
         log.info(line.format(result.paper_acc))
@@ -339,6 +353,8 @@ def main() -> None:
     kind = "" if setting.victim.is_original else "Pruned "
     victim = model_features(exp, victim_model, None, f"Victim {kind}Model")
     shadows = [model_features(exp, m, i, f"Shadow {kind}Model") for i, m in enumerate(shadow_models)]
+    for i, features in zip([None, *range(len(shadows))], [victim, *shadows]):
+        require_finite_outputs(features, exp.checkpoint_path(setting.victim if i is None else setting.shadows, i))
     settings = {"epochs": cfg.attack_epochs, "lr": cfg.attack_lr, "device": str(exp.device), "seed": cfg.seed}
     attacks = [create_attack(name, **settings) for name in todo]
     victim_data = exp.tensors(None)

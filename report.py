@@ -51,6 +51,7 @@ from errors import UserError  # noqa: E402
 from pruner import PRUNERS  # noqa: E402
 from results import AttackRecord  # noqa: E402
 from setting import OPTION_SHORT, options_suffix  # noqa: E402
+from storage import NPZ_ERRORS, read_npz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 KEY = ["config", "setting", "attack"]
@@ -588,9 +589,8 @@ def load_npz(path: Path | None, keys: Iterable[str]) -> dict[str, np.ndarray] | 
     if path is None or not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in keys}
-    except (OSError, KeyError, ValueError):
+        return read_npz(path, keys)
+    except NPZ_ERRORS:  # a damaged or cut-short file: the figure that needs it is skipped
         return None
 
 
