@@ -7,9 +7,16 @@ Step scripts build one with `open_experiment(options, config, log_name)`; the sc
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import platform
 import random
+import shlex
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -185,9 +192,10 @@ class Experiment:
         return setting.folder(self.root, shadow)
 
     def command(self, script: str, extra: str = "") -> str:
-        """The shell command of a step on this experiment, for hints."""
-        device = self.opts.device or "auto"
-        return f"python {script} --device {device} {self.opts.config_path}{(' ' + extra) if extra else ''}"
+        """The shell command of a step on this experiment, for hints: a user can paste it, so the device and
+        the config path are shell-quoted (a path with a space or a quote stays one argument)."""
+        device, config = shlex.quote(self.opts.device or "auto"), shlex.quote(self.opts.config_path)
+        return f"python {script} --device {device} {config}{(' ' + extra) if extra else ''}"
 
     def make_command(self, setting: ModelSetting) -> str:
         """The command that makes the models of `setting` (pretrain.py or prune.py with its flags)."""
@@ -295,11 +303,34 @@ def for_each_index(exp: Experiment, work: Callable[[Experiment, Any], None], tod
     log.info(f"Training {len(todo)} models in {workers} processes with {threads} torch thread(s) each")
     opts = replace(exp.opts, threads=threads, workers=1)
     # spawn, not fork: a forked child of a process that already ran OpenMP/oneDNN code can deadlock.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         jobs = [pool.submit(_model_worker, opts, exp.cfg, log_name, work, todo[k::workers])
                 for k in range(workers)]
         for job in jobs:
             job.result()  # re-raises a worker's UserError here, after the other workers finished
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: a worker must not outlive its step. Without this, a SIGKILLed `--workers N` run left
+    its workers training and writing checkpoints, then hanging at ~835 MB each. On Linux the kernel sends
+    SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); everywhere, a watchdog thread notices that the
+    parent pid changed (the worker was re-parented) within a second and kills the worker."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _model_worker(opts: RunOptions, cfg: Config, log_name: str, work: Callable[[Experiment, Any], None],
