@@ -66,29 +66,39 @@ class ModelFeatures:
 def add_mia_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attacks", default="samia",
                    help="comma list of attacks or 'all': " + ", ".join(ATTACKS.names()) + " (default samia)")
-    p.add_argument("--original", action="store_true", help="attack the unpruned victim with unpruned shadows")
+    p.add_argument("--original", action="store_true",
+                   help="attack the unpruned victim (with unpruned shadows unless --shadow_prune_sparsity)")
     p.add_argument("--adaptive", action="store_true",
                    help="shadows fine-tuned with the victim's defense (default: undefended shadows)")
     p.add_argument("--shadow_pruner_name", default=None,
                    help="unknown-setting attack (paper Table 1): prune the shadows with this approach instead")
     p.add_argument("--shadow_prune_sparsity", type=float, default=None,
-                   help="unknown-setting attack: the shadows' sparsity instead of the victim's")
+                   help="unknown-setting attack: the shadows' sparsity instead of the victim's (0: unpruned shadows)")
 
 
 def attack_setting(ns: argparse.Namespace, cfg: Config) -> AttackSetting:
     """The victim and shadows the flags name; every flag problem surfaces here, before any work."""
     victim = setting_of(ns)
-    if ns.original and (victim.defended or ns.shadow_pruner_name or ns.shadow_prune_sparsity is not None):
-        raise UserError("--original attacks unpruned models", "drop --defend / --shadow_* with --original")
+    if ns.original and victim.defended:
+        raise UserError("--original attacks the unpruned victim, which has no defense", "drop --defend")
     if ns.adaptive and not victim.defended:
         raise UserError("--adaptive needs --defend", "adaptive shadows are fine-tuned with the victim's defense")
     check_setting(cfg, victim, defense_options(ns))
     if ns.shadow_pruner_name:
         pruner.validate_pruner_name(ns.shadow_pruner_name)
-    if ns.shadow_prune_sparsity is not None:
+    if ns.shadow_prune_sparsity is not None and ns.shadow_prune_sparsity != 0:  # 0: the unpruned shadows
         pruner.validate_sparsity(ns.shadow_prune_sparsity)
+    if ns.shadow_prune_sparsity == 0 and (ns.adaptive or ns.shadow_pruner_name):
+        raise UserError("--shadow_prune_sparsity 0 means the unpruned shadows",
+                        "drop --adaptive / --shadow_pruner_name")
     if ns.original:
-        return AttackSetting.of(ModelSetting.original())
+        if ns.shadow_pruner_name and ns.shadow_prune_sparsity is None:
+            raise UserError("--original with --shadow_pruner_name needs --shadow_prune_sparsity",
+                            "the shadows' sparsity (the victim stays unpruned)")
+        # an unpruned victim attacked with pruned shadows (Figs 12-13's sparsity 0 row): --pruner_name names
+        # the shadows' approach unless --shadow_pruner_name does
+        return AttackSetting.of(ModelSetting.original(), shadow_pruner_name=ns.shadow_pruner_name or ns.pruner_name,
+                                shadow_sparsity=ns.shadow_prune_sparsity)
     return AttackSetting.of(victim, adaptive=ns.adaptive, shadow_pruner_name=ns.shadow_pruner_name,
                             shadow_sparsity=ns.shadow_prune_sparsity)
 
@@ -275,7 +285,9 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
         config=cfg.stem, setting=setting.name, attack="", dataset_name=cfg.dataset_name,
         model_name=cfg.model_name, original=v.is_original, pruner_name=v.pruner_name, prune_sparsity=v.sparsity,
         defend=v.defend, defend_arg=v.defend_arg, adaptive=setting.adaptive, shadow_prefix=s.prefix,
-        shadow_pruner_name=s.pruner_name, shadow_prune_sparsity=s.sparsity, shadow_num=cfg.shadow_num,
+        shadow_pruner_name=s.pruner_name, shadow_num=cfg.shadow_num,
+        # 0.0: unpruned shadows attacking a pruned victim (None would read as "pruned like the victim")
+        shadow_prune_sparsity=0.0 if s.is_original and not v.is_original else s.sparsity,
         seed=cfg.seed, split=cfg.split, attack_epochs=cfg.attack_epochs, sensitivity=cfg.sensitivity,
         victim_train_acc=victim.train_acc, victim_test_acc=victim.test_acc,
         victim_sparsity=sparsity.get("overall", 0.0), victim_sparsity_pruned_layers=sparsity.get("pruned_layers", 0.0),
