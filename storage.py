@@ -7,6 +7,7 @@ leaves half a file that a later step would take for a finished result.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import logging
 import os
@@ -94,7 +95,7 @@ def remove_stale_tmp(folder: Path, name: str | None = None, recursive: bool = Fa
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = f".{name}.*{TMP_SUFFIX}" if name else f".*{TMP_SUFFIX}"
+    pattern = f".{glob.escape(name)}.*{TMP_SUFFIX}" if name else f".*{TMP_SUFFIX}"
     removed = []
     for tmp in (folder.rglob(pattern) if recursive else folder.glob(pattern)):
         match = _TMP_NAME.match(tmp.name)

@@ -429,3 +429,13 @@ def test_sparsity_matrix_cells_and_heatmap(tmp_path: Path) -> None:
     assert [e.file for e in entries] == ["fig12_matrix_toy.png"]
     assert (tmp_path / "fig12_matrix_toy.png").read_bytes()[:8] == PNG_MAGIC
     assert report.fig12_matrix(df[df["setting"] == "original"], tmp_path, None)[0].file is None  # skipped
+
+
+def test_a_cut_short_scores_file_skips_its_figure_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "samia.npz"
+    np.savez(path, scores=np.arange(500.0), member=np.ones(500))
+    data = path.read_bytes()
+    assert report.load_npz(path, ["scores"])["scores"].size == 500
+    path.write_bytes(data[:len(data) // 2])  # BadZipFile: the former (OSError, KeyError, ValueError) let it through
+    assert report.load_npz(path, ["scores"]) is None
+
