@@ -4,8 +4,8 @@
 models) for K models at a time: their parameters are stacked (`torch.func.stack_module_state`) and one
 `vmap` of `functional_call` runs all K forward and backward passes per step. Each model keeps what it has
 alone:
-  - its own data (same row count n; its own rows) and data order: `torch.randperm(n, generator=g_k)
-    .split(batch_size)` from its own generator, so the last partial batch is its own too;
+  - its own data (same row count n; its own rows) and data order: `training.split_batches(torch.randperm(n,
+    generator=g_k), batch_size)` from its own generator, so the last partial batch is its own too;
   - its own dropout noise: masks drawn from its own generator, in the order nn.Dropout draws them alone
     (`bernoulli_(1 - p)` then `div_(1 - p)`, module by module, step by step);
   - its own optimiser state: torch's own functional Adam / SGD (`torch.optim.adam.adam`,
@@ -13,7 +13,7 @@ alone:
     exactly the update torch.optim gives the model alone;
   - its own early stopping: dev accuracy by `training.evaluate` on the model itself (its weights are
     copied back after every epoch), best = strictly greater starting from 0, stop after more than
-    `early_stop` stale epochs; a stopped model leaves the stack and is no longer updated;
+    `early_stop` stale epochs (never with early_stop 0); a stopped model leaves the stack and is no longer updated;
   - its own `training.FitResult` (best weights, accuracies at the best epoch, `.checkpoint()`).
 On the CPU the result equals `training.fit` on each model alone bit for bit, float32 included
 (tests/test_ensemble.py: columnfc with Adam / SGD and early stopping, a small CNN, a CNN with BatchNorm;
@@ -41,7 +41,7 @@ from torch.optim.adam import adam as functional_adam
 from torch.optim.sgd import sgd as functional_sgd
 
 from experiment import log
-from training import FitResult, SplitTensors, TrainConfig, autocast, evaluate, format_line
+from training import FitResult, SplitTensors, TrainConfig, autocast, evaluate, format_line, should_stop, split_batches
 
 # ---- layers whose vmapped form rounds like the model alone (float32 bit for bit on the CPU) -------------
 # vmap's own rules change the arithmetic: linear becomes a batched matmul plus a separate bias add (the
@@ -350,7 +350,7 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
     batched = vmap(one_model)
     for epoch in range(cfg.epochs):
         template.train()
-        perms = [torch.randperm(len(datas[i].train_y), generator=generators[i]).split(cfg.batch_size)
+        perms = [split_batches(torch.randperm(len(datas[i].train_y), generator=generators[i]), cfg.batch_size)
                  for i in stack.ids]
         loss_sum = torch.zeros(len(stack.ids), device=device)
         correct = torch.zeros(len(stack.ids), device=device, dtype=torch.long)
@@ -408,7 +408,7 @@ def _end_epoch(epoch: int, ids: list[int], models: list[nn.Module], datas: list[
             stale[i] = 0
         else:
             stale[i] += 1
-            if stale[i] > cfg.early_stop:
+            if should_stop(stale[i], cfg.early_stop):
                 log.info(f"Early Stop at Epoch {epoch}")
                 stopped.append(i)
     return stopped
