@@ -95,6 +95,9 @@ def setting_of(ns: argparse.Namespace) -> ModelSetting:
     """The model named by the flags; a defense without --defend_arg gets that defense's default, and the
     options it reads beyond --defend_arg (WeMem's --stride ...) join its folder name."""
     setting = ModelSetting(ns.pruner_name, ns.prune_sparsity, ns.defend or "", ns.defend_arg)
+    if not setting.defended and ns.defend_arg is not None:  # it would be dropped without a word
+        raise UserError(f"--defend_arg {ns.defend_arg:g} without a defense",
+                        "name the defense with --defend, or drop --defend_arg")
     if setting.defended and setting.defend_arg is None:
         setting = replace(setting, defend_arg=defenses.default_arg(setting.defend))
     if setting.defended:

@@ -44,7 +44,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from errors import UserError
-from storage import atomic_write, log
+from storage import NPZ_ERRORS, atomic_write, log, read_npz
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # also used for cifar100 (artifact)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -121,9 +121,9 @@ def _make_pool(name: str, x: torch.Tensor, y: np.ndarray, path: Path) -> Pool:
 def _read_npz(name: str, path: Path, label_offset: int) -> tuple[np.ndarray, np.ndarray]:
     """An npz with keys x and y; allow_pickle stays off so the file cannot run code."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return np.asarray(f["x"]), np.asarray(f["y"]) - label_offset
-    except (OSError, ValueError, KeyError, EOFError) as e:
+        saved = read_npz(path, ("x", "y"))
+        return saved["x"], saved["y"] - label_offset
+    except NPZ_ERRORS as e:
         raise _corrupt(name, path, f"{type(e).__name__}: {e}") from None
 
 
@@ -148,11 +148,11 @@ def _cached_text(name: str, sources: Sequence[Path], cache: Path,
     stamp = _fingerprint(sources)
     if cache.is_file():
         try:
-            with np.load(cache, allow_pickle=False) as f:
-                if str(f["source"]) == stamp:
-                    return np.asarray(f["x"]), np.asarray(f["y"])
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # a damaged cache is simply rebuilt
+            saved = read_npz(cache, ("source", "x", "y"))
+            if str(saved["source"]) == stamp:
+                return saved["x"], saved["y"]
+        except NPZ_ERRORS as e:  # a damaged or cut-short cache is simply rebuilt
+            log.warning(f"{name}: the cache {cache} is damaged ({type(e).__name__}); parsing the text again")
     x, y = parse()
     try:
         atomic_write(cache, lambda f: np.savez(f, x=x, y=y, source=np.array(stamp)))

@@ -4,8 +4,8 @@
 models) for K models at a time: their parameters are stacked (`torch.func.stack_module_state`) and one
 `vmap` of `functional_call` runs all K forward and backward passes per step. Each model keeps what it has
 alone:
-  - its own data (same row count n; its own rows) and data order: `torch.randperm(n, generator=g_k)
-    .split(batch_size)` from its own generator, so the last partial batch is its own too;
+  - its own data (same row count n; its own rows) and data order: `training.split_batches(torch.randperm(n,
+    generator=g_k), batch_size)` from its own generator, so the last partial batch is its own too;
   - its own dropout noise: masks drawn from its own generator, in the order nn.Dropout draws them alone
     (`bernoulli_(1 - p)` then `div_(1 - p)`, module by module, step by step);
   - its own optimiser state: torch's own functional Adam / SGD (`torch.optim.adam.adam`,
@@ -13,11 +13,14 @@ alone:
     exactly the update torch.optim gives the model alone;
   - its own early stopping: dev accuracy by `training.evaluate` on the model itself (its weights are
     copied back after every epoch), best = strictly greater starting from 0, stop after more than
-    `early_stop` stale epochs; a stopped model leaves the stack and is no longer updated;
+    `early_stop` stale epochs (never with early_stop 0); a stopped model leaves the stack and is no longer updated;
   - its own `training.FitResult` (best weights, accuracies at the best epoch, `.checkpoint()`).
-On the CPU the result equals `training.fit` on each model alone bit for bit (tests/test_ensemble.py).
-BatchNorm works: the running statistics are stacked like the parameters and each model's slice is
-updated in place by the vmapped call. Not supported (a ValueError says so): different row counts, models
+On the CPU the result equals `training.fit` on each model alone bit for bit, float32 included
+(tests/test_ensemble.py: columnfc with Adam / SGD and early stopping, a small CNN, a CNN with BatchNorm;
+ResNet18 checked by hand for 2 epochs): Linear, Conv2d and BatchNorm2d run under vmap with the single
+model's arithmetic (the custom ops below). On a GPU vmap's own batched kernels are kept (equal to float
+tolerance). BatchNorm works: the running statistics are stacked like the parameters and each model's
+slice is updated in place. Not supported (a ValueError says so): different row counts, models
 of different architectures; defense hooks are not taken. The log gets `training.fit`'s lines per model,
 prefixed by its label.
 """
@@ -38,7 +41,141 @@ from torch.optim.adam import adam as functional_adam
 from torch.optim.sgd import sgd as functional_sgd
 
 from experiment import log
-from training import FitResult, SplitTensors, TrainConfig, autocast, evaluate, format_line
+from training import FitResult, SplitTensors, TrainConfig, autocast, evaluate, format_line, should_stop, split_batches
+
+# ---- layers whose vmapped form rounds like the model alone (float32 bit for bit on the CPU) -------------
+# vmap's own rules change the arithmetic: linear becomes a batched matmul plus a separate bias add (the
+# model alone folds the bias into addmm's GEMM), conv2d one grouped convolution and batch_norm one call over
+# K*C channels (other kernels, other reduction orders); measured, each differs in the last bit from the
+# first step and the models drift apart over training. The custom ops below give vmap rules that keep the
+# single model's arithmetic: `baddbmm` per linear (bitwise equal to addmm per slice, measured) with
+# addmm's own backward products, and one conv2d / batch_norm call per model. Autograd records the ops the
+# rules call, so each slice's backward is the single model's too.
+
+@torch.library.custom_op("prune_mia_ensemble::linear", mutates_args=())
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.linear(x, weight, bias)
+
+
+@_linear.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def _stacked(k: int, dims: tuple[int | None, ...], *args: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Each argument with its vmapped dimension first (expanded to k when it has none)."""
+    return [a if a is None else a.movedim(d, 0) if d is not None else a.expand(k, *a.shape)
+            for a, d in zip(args, dims)]
+
+
+@torch.library.custom_op("prune_mia_ensemble::stacked_addmm", mutates_args=())
+def _stacked_addmm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Per slice k: addmm(bias_k, x_k, W_k^T) (x (K, rows, in), weight (K, out, in), bias (K, out))."""
+    w_t = weight.transpose(1, 2)
+    return torch.bmm(x, w_t) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, w_t)
+
+
+@_stacked_addmm.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x.new_empty((x.shape[0], x.shape[1], weight.shape[1]))
+
+
+def _stacked_addmm_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+
+
+def _stacked_addmm_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """addmm's own backward products in their operand order: grad W = g^T x (torch computes it so for the
+    transposed W^T; bmm's default backward x^T g rounds differently, measured on ResNet18's fc),
+    grad x = g W, grad bias = the sum of g over the rows."""
+    x, weight = ctx.saved_tensors
+    return torch.bmm(grad, weight), torch.bmm(grad.transpose(1, 2), x), grad.sum(1) if ctx.has_bias else None
+
+
+_stacked_addmm.register_autograd(_stacked_addmm_backward, setup_context=_stacked_addmm_setup)
+
+
+def _linear_vmap(info: Any, in_dims: tuple[int | None, ...], x: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    x, weight, bias = _stacked(info.batch_size, in_dims, x, weight, bias)
+    rows = x.reshape(x.shape[0], -1, x.shape[-1])  # F.linear folds N-D inputs into rows the same way
+    return _stacked_addmm(rows, weight, bias).view(*x.shape[:-1], weight.shape[1]), 0
+
+
+_linear.register_vmap(_linear_vmap)
+
+
+@torch.library.custom_op("prune_mia_ensemble::conv2d", mutates_args=())
+def _conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+            padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+@_conv2d.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int], padding: list[int],
+      dilation: list[int], groups: int) -> torch.Tensor:
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv2d_vmap(info: Any, in_dims: tuple[int | None, ...], x: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None, stride: list[int], padding: list[int], dilation: list[int],
+                 groups: int) -> tuple[torch.Tensor, int]:
+    x, weight, bias = _stacked(info.batch_size, in_dims[:3], x, weight, bias)
+    return torch.stack([F.conv2d(x[k], weight[k], None if bias is None else bias[k], stride, padding, dilation,
+                                 groups) for k in range(info.batch_size)]), 0
+
+
+_conv2d.register_vmap(_conv2d_vmap)
+
+
+@torch.library.custom_op("prune_mia_ensemble::batch_norm", mutates_args=("running_mean", "running_var"))
+def _batch_norm(x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, weight: torch.Tensor | None,
+                bias: torch.Tensor | None, momentum: float, eps: float) -> torch.Tensor:
+    return F.batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+
+
+@_batch_norm.register_fake
+def _(x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, weight: torch.Tensor | None,
+      bias: torch.Tensor | None, momentum: float, eps: float) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _batch_norm_vmap(info: Any, in_dims: tuple[int | None, ...], x: torch.Tensor, running_mean: torch.Tensor,
+                     running_var: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                     momentum: float, eps: float) -> tuple[torch.Tensor, int]:
+    """One batch_norm per model; its running statistics are updated in place in their own slice."""
+    x, mean, var, weight, bias = _stacked(info.batch_size, in_dims[:5], x, running_mean, running_var, weight, bias)
+    return torch.stack([F.batch_norm(x[k], mean[k], var[k], None if weight is None else weight[k],
+                                     None if bias is None else bias[k], True, momentum, eps)
+                        for k in range(info.batch_size)]), 0
+
+
+_batch_norm.register_vmap(_batch_norm_vmap)
+
+
+class _ExactLinear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _linear(x, self.weight, self.bias)
+
+
+class _ExactConv2d(nn.Conv2d):
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super()._conv_forward(x, weight, bias)  # vmap's own rule (float tolerance only)
+        return _conv2d(x, weight, bias, list(self.stride), list(self.padding), list(self.dilation), self.groups)
+
+
+class _ExactBatchNorm2d(nn.BatchNorm2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.track_running_stats and self.momentum is not None):
+            return super().forward(x)  # vmap's own rule (float tolerance only)
+        self.num_batches_tracked.add_(1)  # what nn.BatchNorm2d does in training with a fixed momentum
+        return _batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.momentum, self.eps)
+
+
+_EXACT = {nn.Linear: _ExactLinear, nn.Conv2d: _ExactConv2d, nn.BatchNorm2d: _ExactBatchNorm2d}
 
 
 class _MaskedDropout(nn.Module):
@@ -69,10 +206,14 @@ class _MaskFeed:
         return x * self.masks.pop(0)
 
 
-def _template(model: nn.Module, feed: _MaskFeed) -> tuple[nn.Module, list[float]]:
-    """A parameter-free copy of `model` whose nn.Dropout modules read masks from `feed`."""
+def _template(model: nn.Module, feed: _MaskFeed, exact: bool) -> tuple[nn.Module, list[float]]:
+    """A parameter-free copy of `model` whose nn.Dropout modules read masks from `feed`; `exact`: its
+    Linear / Conv2d / BatchNorm2d keep the model alone's arithmetic under vmap (see _EXACT)."""
     template = copy.deepcopy(model).to("meta")
     probs: list[float] = []
+    for module in template.modules():
+        if exact and type(module) in _EXACT:  # same parameters and names, only forward differs
+            module.__class__ = _EXACT[type(module)]
     for parent in template.modules():
         for name, child in parent.named_children():
             if isinstance(child, nn.Dropout):
@@ -180,7 +321,9 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
     labels = labels or [""] * len(models)
     device = next(models[0].parameters()).device
     feed = _MaskFeed()
-    template, probs = _template(models[0], feed)
+    # bit for bit on the CPU (where the loop of per-model convolutions costs nothing: the CPU is busy either
+    # way); on a GPU vmap's own batched/grouped kernels are what makes K models at once pay
+    template, probs = _template(models[0], feed, exact=device.type == "cpu")
     stack = _Stack(models, cfg)
     start = time.perf_counter()
     best = [{"dev_acc": 0.0, "epoch": 0, "state": copy.deepcopy(m.state_dict()), "train_acc": 0.0,
@@ -207,7 +350,7 @@ def fit_ensemble(models: list[nn.Module], datas: list[SplitTensors], cfg: TrainC
     batched = vmap(one_model)
     for epoch in range(cfg.epochs):
         template.train()
-        perms = [torch.randperm(len(datas[i].train_y), generator=generators[i]).split(cfg.batch_size)
+        perms = [split_batches(torch.randperm(len(datas[i].train_y), generator=generators[i]), cfg.batch_size)
                  for i in stack.ids]
         loss_sum = torch.zeros(len(stack.ids), device=device)
         correct = torch.zeros(len(stack.ids), device=device, dtype=torch.long)
@@ -265,7 +408,7 @@ def _end_epoch(epoch: int, ids: list[int], models: list[nn.Module], datas: list[
             stale[i] = 0
         else:
             stale[i] += 1
-            if stale[i] > cfg.early_stop:
+            if should_stop(stale[i], cfg.early_stop):
                 log.info(f"Early Stop at Epoch {epoch}")
                 stopped.append(i)
     return stopped

@@ -24,7 +24,7 @@ from launch import LAUNCHERS
 from launch.base import Context
 from launch.progress import Progress
 from launch.tasks import Task, build_tasks, describe
-from setting import AttackSetting, ModelSetting
+from setting import ModelSetting
 
 ALL_PRUNERS = ("l1unstructure", "l1structure", "l2structure", "slim")  # the paper's four approaches
 PAPER_SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -75,7 +75,10 @@ class GridBlock:
     sparsities: tuple[float, ...] = PAPER_SPARSITIES
     defenses: dict[str, tuple[float, ...]] = field(default_factory=dict)
     defense_pruners: tuple[str, ...] = ("l1unstructure",)
-    unknown: int = 0               # Table 1: random (victim, shadow) setting pairs
+    unknown: int = 0               # Table 1: draws of a (victim, shadow) setting pair, independent, with replacement
+    sparsity_matrix: tuple[float, ...] = ()  # Figs 12-13: victim x shadow sparsity (0 = unpruned), same approach
+    matrix_pruners: tuple[str, ...] = ("l1unstructure",)  # the approaches of the matrix
+    matrix_attacks: str | None = None  # attacks of the matrix runs (None: study_attacks)
     flags: str = ""                # extra flags for every step (the quick profile's reductions)
     study_attacks: str = "all"     # attacks of the defense and unknown-setting runs
     refs: bool = False             # refs.py for the original and the settings below (LiRA / RMIA online)
@@ -90,6 +93,7 @@ class GridBlock:
         def step(script: str, extra: str = "") -> str:
             return " ".join(p for p in (f"python {script} {cfg}", extra, self.flags) if p)
         plain = [ModelSetting(p, s) for p in self.pruners for s in self.sparsities]
+        plain += [m for m in self.matrix_models() if m not in plain]  # the matrix's own sparsities
         defended = [ModelSetting(p, DEFENSE_SPARSITY, d, a) for p in self.defense_pruners
                     for d, args in self.defenses.items() for a in args]
         cmds = [step("pretrain.py")]
@@ -100,19 +104,40 @@ class GridBlock:
         for m in defended:
             for adaptive in ("", " --adaptive"):
                 cmds.append(step("mia.py", f"{m.flags()}{adaptive} --attacks {self.study_attacks}"))
-        rng = random.Random(self.config)  # the same draws on every run
-        pairs = [(v, sh) for v in plain for sh in plain if v != sh]
-        for victim, shadow in rng.sample(pairs, min(self.unknown, len(pairs))):  # distinct draws
-            unknown = AttackSetting.of(victim, shadow_pruner_name=shadow.pruner_name, shadow_sparsity=shadow.sparsity)
-            cmds.append(step("mia.py", f"{victim.flags()} --shadow_pruner_name {unknown.shadows.pruner_name} "
-                                       f"--shadow_prune_sparsity {unknown.shadows.sparsity:g} "
-                                       f"--attacks {self.study_attacks}"))
+        pairs = [*self.table1_draws(), *self.matrix_pairs()]
+        unknown = [step("mia.py", unknown_flags(v, s, a)) for v, s, a in pairs if v != s]
+        cmds += list(dict.fromkeys(unknown))  # a pair drawn twice, or in both studies, is attacked once
         if self.wemem is not None:  # its training steps before the block's attacks, in the same chain
             train, attacks = self.wemem.commands(step)
             first_attack = next(i for i, c in enumerate(cmds) if c.startswith("python mia.py"))
             cmds[first_attack:first_attack] = train
             cmds += attacks
         return cmds
+
+    def table1_draws(self) -> list[tuple[ModelSetting, ModelSetting, str]]:
+        """Table 1's `unknown` experiments (victim, shadows, attacks): "we randomly select the sparsity levels and
+        pruning approaches for target models and shadow models, respectively" (paper §5.2.5), so each draw picks
+        the victim's and the shadows' setting independently, uniformly, with replacement among the block's
+        pruned settings. A draw may repeat an earlier one or give the shadows the victim's own setting (chance
+        1 / settings): that draw is the known-setting attack, loss 0, as in the paper's average; it needs no
+        command of its own. Seeded by the config name: the same draws on every run."""
+        plain = [ModelSetting(p, s) for p in self.pruners for s in self.sparsities]
+        rng = random.Random(self.config)
+        return [(rng.choice(plain), rng.choice(plain), self.study_attacks) for _ in range(self.unknown)]
+
+    def matrix_models(self) -> list[ModelSetting]:
+        """The pruned models the sparsity matrix needs (its non-zero sparsities, for each of its approaches)."""
+        return [ModelSetting(p, s) for p in self.matrix_pruners for s in self.sparsity_matrix if s != 0]
+
+    def matrix_pairs(self) -> list[tuple[ModelSetting, ModelSetting, str]]:
+        """Figs 12-13: every (victim sparsity, shadow sparsity) of `sparsity_matrix` per approach; sparsity 0 is
+        the original model. The diagonal is the known-setting runs the block makes anyway."""
+        attacks = self.matrix_attacks or self.study_attacks
+
+        def model(pruner: str, s: float) -> ModelSetting:
+            return ModelSetting(pruner, s) if s != 0 else ModelSetting.original()
+        return [(model(p, v), model(p, s), attacks) for p in self.matrix_pruners
+                for v in self.sparsity_matrix for s in self.sparsity_matrix]
 
     def ref_settings(self, plain: list[ModelSetting], defended: list[ModelSetting]) -> list[ModelSetting]:
         """The settings whose reference models the block trains (the original first: the others start from it)."""
@@ -125,7 +150,8 @@ class GridBlock:
     def names(self) -> tuple[set[str], set[str], set[str]]:
         """(pruners, defenses, attacks) this block names, for `check_names`."""
         attacks = {a for a in self.study_attacks.split(",") if a != "all"}
-        pruners, defenses = set(self.pruners) | set(self.defense_pruners), set(self.defenses)
+        attacks |= {a for a in (self.matrix_attacks or "").split(",") if a and a != "all"}
+        pruners, defenses = set(self.pruners) | set(self.defense_pruners) | set(self.matrix_pruners), set(self.defenses)
         if self.wemem is not None:
             pruners.add(self.wemem.pruner)
             defenses |= {d for d, _ in self.wemem.defenses}
@@ -141,6 +167,18 @@ class GridBlock:
         for registry, names in zip((PRUNERS, DEFENSES, ATTACKS), self.names()):
             for name in sorted(names):
                 registry.get(name)
+
+
+def unknown_flags(victim: ModelSetting, shadows: ModelSetting, attacks: str) -> str:
+    """mia.py's flags attacking `victim` with `shadows` pruned otherwise (Table 1, Figs 12-13); an original on
+    either side is sparsity 0 (--original for the victim, --shadow_prune_sparsity 0 for the shadows)."""
+    if victim.is_original:
+        return f"--original --shadow_pruner_name {shadows.pruner_name} --shadow_prune_sparsity {shadows.sparsity:g} " \
+               f"--attacks {attacks}"
+    if shadows.is_original:
+        return f"{victim.flags()} --shadow_prune_sparsity 0 --attacks {attacks}"
+    return f"{victim.flags()} --shadow_pruner_name {shadows.pruner_name} --shadow_prune_sparsity " \
+           f"{shadows.sparsity:g} --attacks {attacks}"
 
 
 @dataclass(frozen=True)
@@ -194,10 +232,16 @@ LOCATION_RMR = (("mem_thre", 0.6), ("weight_decay_mem", 0.1))
 QUICK_WEMEM = WeMemStudy("iter_prunetxt", defenses=(("slide_re", LOCATION_WINDOW),),
                          flags="--prune_iter 3", memscore_flags="--models 8 --memscore_epochs 10",
                          attacks="samia,threshold")
+# The sparsity matrix's slice (Figs 12-13): victim x shadow sparsity 0 / 0.6 with the threshold family only,
+# two mia.py runs (the original victim with 0.6 shadows and back) of ~8-16 s each on a loaded 2-core CPU,
+# where SAMIA would add ~20-60 s per run. Table 1: 3 independent draws over the block's two settings, of which
+# the first two give the shadows the victim's own setting (the known attack, no run of its own) and the third
+# is one unknown-sparsity run (0.6 victim, 0.9 shadows).
 QUICK = [  # the longest chain first, so the two workers finish together
-    GridBlock("synthetic_purchase_columnfc", sparsities=(0.6, 0.9), defenses=QUICK_DEFENSES, unknown=2,
+    GridBlock("synthetic_purchase_columnfc", sparsities=(0.6, 0.9), defenses=QUICK_DEFENSES, unknown=3,
               flags=f"{QUICK_FLAGS} --ref_models {QUICK_REF_MODELS}", study_attacks="samia,threshold",
-              refs=True, ref_sparsities=(0.6,), wemem=QUICK_WEMEM),
+              refs=True, ref_sparsities=(0.6,), wemem=QUICK_WEMEM, sparsity_matrix=(0, 0.6),
+              matrix_attacks="threshold"),
     GridBlock("digits_resnet18", pruners=ALL_PRUNERS, sparsities=(0.7,), flags=QUICK_FLAGS + " --prune_epochs 4"),
     GridBlock("digits_columnfc", sparsities=(0.5, 0.7, 0.9), flags=QUICK_FLAGS),
 ]
@@ -221,12 +265,27 @@ WEMEM_PAPER = [
 ]
 
 CNN_CONFIGS = [f"{d}_{m}" for d in ("cifar10", "cifar100", "svhn", "chmnist") for m in ("resnet18", "dense", "vgg16")]
+# Figs 12-13 and Appendix A.6 (Figs 47-50): SAMIA with victim x shadow sparsity, 0 (unpruned) and the paper's
+# five; every approach on CIFAR10 ResNet18 (Fig 12), L1-unstructured on the other models the paper shows.
+MATRIX_SPARSITIES = (0.0, *PAPER_SPARSITIES)
+MATRIX_CONFIGS = {"cifar10_resnet18": ALL_PRUNERS, **dict.fromkeys(
+    ("cifar10_dense", "cifar10_vgg16", "cifar100_resnet18", "cifar100_dense", "purchase", "texas100"),
+    ("l1unstructure",))}
+
+
+def matrix(config: str) -> dict[str, object]:
+    """The sparsity-matrix fields of a paper block (none for a config the paper's figures leave out)."""
+    if config not in MATRIX_CONFIGS:
+        return {}
+    return {"sparsity_matrix": MATRIX_SPARSITIES, "matrix_pruners": MATRIX_CONFIGS[config], "matrix_attacks": "samia"}
+
+
 PAPER = (
     [GridBlock(c, pruners=ALL_PRUNERS, unknown=20, refs=True,
                 defenses=PAPER_DEFENSES if c.startswith("cifar10_") or c.endswith("_resnet18") else {},
-                defense_pruners=ALL_PRUNERS if c == "cifar10_resnet18" else ("l1unstructure",))
+                defense_pruners=ALL_PRUNERS if c == "cifar10_resnet18" else ("l1unstructure",), **matrix(c))
      for c in CNN_CONFIGS]
-    + [GridBlock(c, defenses=PAPER_DEFENSES, refs=True) for c in ("location", "purchase", "texas100")]
+    + [GridBlock(c, defenses=PAPER_DEFENSES, refs=True, **matrix(c)) for c in ("location", "purchase", "texas100")]
     # Table 2: other train/test/dev ratios of CIFAR10 ResNet18, L1-unstructured 0.7.
     + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,), refs=True) for r in ("50_40", "60_30", "70_20")]
     + WEMEM_PAPER

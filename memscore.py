@@ -37,7 +37,7 @@ from cli import base_parser, parse, run_main
 from errors import UserError
 from experiment import check_model_fits, configure_backends, resolve_device, result_dir, seed_everything
 from models import build_model
-from storage import atomic_save_npz, atomic_write, log, setup_logging
+from storage import NPZ_ERRORS, atomic_save_npz, atomic_write, load_npz, log, read_npz, setup_logging
 from training import SplitTensors, TrainConfig, fit
 
 EVAL_ROWS = 256  # held-out rows fit evaluates each epoch (log only: no early stopping here)
@@ -130,10 +130,14 @@ def compute_scores(make_model, x: torch.Tensor, y: torch.Tensor, *, models: int,
     for k in tqdm(range(models), desc="mem-score models", disable=not progress, unit="model"):
         path = folder / f"model_{k}.npz" if folder is not None else None
         if path is not None and path.is_file():
-            with np.load(path) as saved:
-                if np.array_equal(saved["in_mask"], masks[k]):
-                    correct[k] = saved["correct"]
-                    continue
+            try:
+                saved = read_npz(path, ("in_mask", "correct"))
+            except NPZ_ERRORS as e:  # a run killed mid-write on an older version, or a damaged disk: redo it
+                log.warning(f"{path} is damaged ({type(e).__name__}); model {k} is trained again")
+                saved = None
+            if saved is not None and np.array_equal(saved["in_mask"], masks[k]):
+                correct[k] = saved["correct"]
+                continue
         correct[k] = model_correctness(make_model, x, y, masks[k], cfg, seed + 1 + k)
         if path is not None:
             atomic_save_npz(path, in_mask=masks[k], correct=correct[k])
@@ -163,8 +167,7 @@ def load_scores(folder: Path, split_rows: np.ndarray, command: str = "python mem
     path = Path(folder) / "scores.npz"
     if not path.is_file():
         raise UserError(f"mem-scores {path} not found", f"run: {command} (or with --memscore_csv FILE)")
-    with np.load(path) as f:
-        per_pool = f["per_pool"]
+    per_pool = load_npz(path, ("per_pool",), f"{command} --overwrite")["per_pool"]
     scores = per_pool[np.asarray(split_rows)]
     if np.isnan(scores).any():
         raise UserError(f"{path} has no score for some training rows", "rerun memscore.py with the same split_scheme")

@@ -37,7 +37,7 @@ from attackers.features import (
     sensitivity_gap,
     true_class,
 )
-from attackers.metrics import attack_metrics
+from attackers.metrics import NonFiniteScores, attack_metrics
 from attackers.refstats import lira_statistic
 from cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of
 from config import Config
@@ -66,29 +66,39 @@ class ModelFeatures:
 def add_mia_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attacks", default="samia",
                    help="comma list of attacks or 'all': " + ", ".join(ATTACKS.names()) + " (default samia)")
-    p.add_argument("--original", action="store_true", help="attack the unpruned victim with unpruned shadows")
+    p.add_argument("--original", action="store_true",
+                   help="attack the unpruned victim (with unpruned shadows unless --shadow_prune_sparsity)")
     p.add_argument("--adaptive", action="store_true",
                    help="shadows fine-tuned with the victim's defense (default: undefended shadows)")
     p.add_argument("--shadow_pruner_name", default=None,
                    help="unknown-setting attack (paper Table 1): prune the shadows with this approach instead")
     p.add_argument("--shadow_prune_sparsity", type=float, default=None,
-                   help="unknown-setting attack: the shadows' sparsity instead of the victim's")
+                   help="unknown-setting attack: the shadows' sparsity instead of the victim's (0: unpruned shadows)")
 
 
 def attack_setting(ns: argparse.Namespace, cfg: Config) -> AttackSetting:
     """The victim and shadows the flags name; every flag problem surfaces here, before any work."""
     victim = setting_of(ns)
-    if ns.original and (victim.defended or ns.shadow_pruner_name or ns.shadow_prune_sparsity is not None):
-        raise UserError("--original attacks unpruned models", "drop --defend / --shadow_* with --original")
+    if ns.original and victim.defended:
+        raise UserError("--original attacks the unpruned victim, which has no defense", "drop --defend")
     if ns.adaptive and not victim.defended:
         raise UserError("--adaptive needs --defend", "adaptive shadows are fine-tuned with the victim's defense")
     check_setting(cfg, victim, defense_options(ns))
     if ns.shadow_pruner_name:
         pruner.validate_pruner_name(ns.shadow_pruner_name)
-    if ns.shadow_prune_sparsity is not None:
+    if ns.shadow_prune_sparsity is not None and ns.shadow_prune_sparsity != 0:  # 0: the unpruned shadows
         pruner.validate_sparsity(ns.shadow_prune_sparsity)
+    if ns.shadow_prune_sparsity == 0 and (ns.adaptive or ns.shadow_pruner_name):
+        raise UserError("--shadow_prune_sparsity 0 means the unpruned shadows",
+                        "drop --adaptive / --shadow_pruner_name")
     if ns.original:
-        return AttackSetting.of(ModelSetting.original())
+        if ns.shadow_pruner_name and ns.shadow_prune_sparsity is None:
+            raise UserError("--original with --shadow_pruner_name needs --shadow_prune_sparsity",
+                            "the shadows' sparsity (the victim stays unpruned)")
+        # an unpruned victim attacked with pruned shadows (Figs 12-13's sparsity 0 row): --pruner_name names
+        # the shadows' approach unless --shadow_pruner_name does
+        return AttackSetting.of(ModelSetting.original(), shadow_pruner_name=ns.shadow_pruner_name or ns.pruner_name,
+                                shadow_sparsity=ns.shadow_prune_sparsity)
     return AttackSetting.of(victim, adaptive=ns.adaptive, shadow_pruner_name=ns.shadow_pruner_name,
                             shadow_sparsity=ns.shadow_prune_sparsity)
 
@@ -123,6 +133,16 @@ def model_features(exp: Experiment, model: nn.Module, shadow: int | None, title:
     labels = torch.cat([data.train_y, data.test_y]).cpu().numpy()
     member = np.r_[np.ones(len(data.train_y), np.int64), np.zeros(len(data.test_y), np.int64)]
     return ModelFeatures(probs, sens, labels, member, train[0], test[0], train[1], test[1])
+
+
+def require_finite_outputs(features: ModelFeatures, path: Path) -> None:
+    """UserError naming the model when its confidences or sensitivities hold NaN / infinity (finite weights can
+    still overflow): no attack on them would mean anything."""
+    for name, values in (("confidences", features.probs), ("sensitivities", features.sens)):
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise UserError(f"model {path} gives {bad} non-finite {name}", "retrain it with --overwrite "
+                            "(a lower --lr) or lower the sensitivity eps")
 
 
 def attack_input(exp: Experiment, victim: ModelFeatures, shadows: list[ModelFeatures]) -> AttackInput:
@@ -265,7 +285,9 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
         config=cfg.stem, setting=setting.name, attack="", dataset_name=cfg.dataset_name,
         model_name=cfg.model_name, original=v.is_original, pruner_name=v.pruner_name, prune_sparsity=v.sparsity,
         defend=v.defend, defend_arg=v.defend_arg, adaptive=setting.adaptive, shadow_prefix=s.prefix,
-        shadow_pruner_name=s.pruner_name, shadow_prune_sparsity=s.sparsity, shadow_num=cfg.shadow_num,
+        shadow_pruner_name=s.pruner_name, shadow_num=cfg.shadow_num,
+        # 0.0: unpruned shadows attacking a pruned victim (None would read as "pruned like the victim")
+        shadow_prune_sparsity=0.0 if s.is_original and not v.is_original else s.sparsity,
         seed=cfg.seed, split=cfg.split, attack_epochs=cfg.attack_epochs, sensitivity=cfg.sensitivity,
         victim_train_acc=victim.train_acc, victim_test_acc=victim.test_acc,
         victim_sparsity=sparsity.get("overall", 0.0), victim_sparsity_pruned_layers=sparsity.get("pruned_layers", 0.0),
@@ -280,8 +302,12 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
 def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np.ndarray, out: Path,
            seconds: float) -> AttackRecord:
     """Log the artifact's line, save per-sample scores, append the results record; returns the record."""
-    metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
-                             seed=exp.cfg.seed)
+    try:
+        metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
+                                 seed=exp.cfg.seed)
+    except NonFiniteScores as e:
+        raise UserError(f"attack {result.name} on {base.setting} gave non-finite scores ({e}); nothing of it "
+                        "was saved", "lower --attack_lr, or retrain the models if their outputs are off") from None
     line = artifact_line(result.name)
     if line is not None:
         log.info(line.format(result.paper_acc))
@@ -339,6 +365,8 @@ def main() -> None:
     kind = "" if setting.victim.is_original else "Pruned "
     victim = model_features(exp, victim_model, None, f"Victim {kind}Model")
     shadows = [model_features(exp, m, i, f"Shadow {kind}Model") for i, m in enumerate(shadow_models)]
+    for i, features in zip([None, *range(len(shadows))], [victim, *shadows]):
+        require_finite_outputs(features, exp.checkpoint_path(setting.victim if i is None else setting.shadows, i))
     settings = {"epochs": cfg.attack_epochs, "lr": cfg.attack_lr, "device": str(exp.device), "seed": cfg.seed}
     attacks = [create_attack(name, **settings) for name in todo]
     victim_data = exp.tensors(None)

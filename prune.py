@@ -27,7 +27,7 @@ from cli import add_setting_flags, add_workers_flag, base_parser, defense_option
 from defenses import Defense, DefenseOptions, create_defense, needs_mem_scores
 from experiment import Experiment, check_setting, for_each_model, model_seed, open_experiment, role_label
 from setting import ModelSetting
-from storage import atomic_torch_save, log
+from storage import atomic_torch_save, load_checkpoint, log
 from training import FitResult, SplitTensors, evaluate, fit
 
 
@@ -36,8 +36,7 @@ def basic_seconds_per_epoch(exp: Experiment, setting: ModelSetting, shadow: int 
     path = exp.checkpoint_path(setting.undefended(), shadow)
     if not setting.defended or not path.exists():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return ckpt.get("seconds_per_epoch")
+    return load_checkpoint(path, exp.make_command(setting.undefended())).get("seconds_per_epoch")
 
 
 def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, options: DefenseOptions) -> DefenseOptions:

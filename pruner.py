@@ -249,6 +249,9 @@ class Pruner:
     iterative: bool = False
     select: Callable[[nn.Module], list[tuple[str, nn.Module]]] | None = None  # default: layers of op_types
     hint: str = _FC_HINT  # what to use instead when a model has none of its targets
+    # False for an approach that removes channels by masking BatchNorm (slim): it zeroes no Conv/Linear weight,
+    # so its `overall` sparsity is the share of channels it removed (else it would read 0).
+    removes_weights: bool = True
 
     def targets(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         return self.select(model) if self.select else _layers(model, self.op_types)
@@ -260,7 +263,7 @@ register_pruner = PRUNERS.register
 register_pruner(Pruner("l1unstructure", level_masks, LEVEL_OP_TYPES, "Conv/Linear/Embedding weights"))
 register_pruner(Pruner("l1structure", l1_filter_masks, FILTER_OP_TYPES, "Conv2d filters"))
 register_pruner(Pruner("l2structure", l2_filter_masks, FILTER_OP_TYPES, "Conv2d filters"))
-register_pruner(Pruner("slim", slim_masks, SLIM_OP_TYPES, "BatchNorm2d channels"))
+register_pruner(Pruner("slim", slim_masks, SLIM_OP_TYPES, "BatchNorm2d channels", removes_weights=False))
 register_pruner(Pruner("iter_pruning", iter_level_masks, LEVEL_OP_TYPES, "Conv/Linear/Embedding weights",
                        iterative=True))
 register_pruner(Pruner("iter_prunetxt", iter_hidden_masks, frozenset({"Linear"}),
@@ -417,6 +420,10 @@ def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | No
     - `pruned_layers`: over the tensors the approach prunes: those same weights for l1unstructure, Conv2d
       weights only for l1structure / l2structure (the paper's footnote 4), BatchNorm2d gammas for slim,
       fc1 + fc2 for iter_prunetxt.
+
+    A pruner that removes channels rather than weights (`slim`, `removes_weights=False`) leaves every
+    Conv/Linear weight in place, so for it `overall` is the share of BatchNorm2d channels removed, the same
+    as `pruned_layers` (the weight share would read 0 for any sparsity).
     """
     validate_pruner_name(pruner_name)
     require_targets(model, pruner_name, model_name)
@@ -427,7 +434,9 @@ def measure_sparsity(model: nn.Module, pruner_name: str, *, model_name: str | No
         counts[name] = (int((weight == 0).sum()), weight.numel())
     overall = [counts[name] for name, _ in _layers(model, LEVEL_OP_TYPES)]
     targeted = [counts[name] for name, _ in PRUNERS.get(pruner_name).targets(model)]
-    return {"overall": _zero_fraction(overall), "pruned_layers": _zero_fraction(targeted)}
+    removed = _zero_fraction(targeted)
+    return {"overall": _zero_fraction(overall) if PRUNERS.get(pruner_name).removes_weights else removed,
+            "pruned_layers": removed}
 
 
 def update_masks(model: nn.Module, masks: Masks) -> None:

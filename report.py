@@ -7,8 +7,10 @@ attack) (reruns with --overwrite append again), and writes into --out:
   all_results.csv                    every kept record, nested keys flattened (split.dev, versions.torch, ...)
   headline.csv / .md                 test acc, attack acc, AUC, TPR@1%FPR for samia, mentr, conf, hconf, blindmi
   table1_unknown.csv, table1.md      paper Table 1: attack-accuracy loss (known - unknown) / known, in %
+  table2_split.csv, table2.md        paper Table 2: attack AUC per data split (configs differing in their split)
   defense_tradeoff.csv / .md         paper Figs 16-19 data with the paper's dropping rule ('kept' column)
-  fig*.png, defense_*.png, roc/...   paper Figs 1, 7-10, 12, 16-19 analogues and log-log ROC curves
+  fig*.png, defense_*.png, roc/...   paper Figs 1, 7-10, 12, 16-19 analogues and log-log ROC curves;
+                                     fig12_matrix_<config>.png: Figs 12-13's victim x shadow sparsity heatmaps
   index.md                           every file with a one-sentence caption; skipped figures and why
 Per-sample files (scores_file in the records, features.npz beside it) are paths relative to the folder
 mia.py ran in, by default LOGDIR's parent (--root overrides). Absent data skip a figure, never the report.
@@ -51,6 +53,7 @@ from errors import UserError  # noqa: E402
 from pruner import PRUNERS  # noqa: E402
 from results import AttackRecord  # noqa: E402
 from setting import OPTION_SHORT, options_suffix  # noqa: E402
+from storage import NPZ_ERRORS, read_npz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 KEY = ["config", "setting", "attack"]
@@ -103,7 +106,9 @@ def normalize(records: list[AttackRecord]) -> pd.DataFrame:
     df["adaptive"] = df["adaptive"].fillna(False).astype(bool)
     for col in ("prune_sparsity", "shadow_prune_sparsity", "defend_arg"):
         df[col] = pd.to_numeric(df[col], errors="coerce").round(6)
-    df["shadow_pruner_name"] = df["shadow_pruner_name"].fillna(df["pruner_name"])
+    # shadow sparsity 0.0: the unpruned shadows attacking a pruned victim (Figs 12-13), which have no pruner
+    unpruned_shadows = df["shadow_prune_sparsity"].eq(0)
+    df["shadow_pruner_name"] = df["shadow_pruner_name"].fillna(df["pruner_name"].where(~unpruned_shadows))
     df["shadow_prune_sparsity"] = df["shadow_prune_sparsity"].fillna(df["prune_sparsity"])
     return sort_records(dedup(df))
 
@@ -150,10 +155,12 @@ def defended(df: pd.DataFrame) -> pd.Series:
 
 
 def unknown(df: pd.DataFrame) -> pd.Series:
-    """Unknown-setting attacks (paper Table 1): shadows pruned differently from the victim."""
+    """Unknown-setting attacks (paper Table 1, Figs 12-13): shadows pruned differently from the victim,
+    an unpruned victim with pruned shadows included."""
     same_pruner = (df["shadow_pruner_name"] == df["pruner_name"]) | df["pruner_name"].isna()
     same_sparsity = np.isclose(df["shadow_prune_sparsity"], df["prune_sparsity"])
-    return ~df["original"] & ~(same_pruner & same_sparsity)
+    pruned_shadows = df["shadow_prune_sparsity"].fillna(0).ne(0)
+    return (~df["original"] & ~(same_pruner & same_sparsity)) | (df["original"] & pruned_shadows)
 
 
 def plain(df: pd.DataFrame) -> pd.DataFrame:
@@ -189,13 +196,19 @@ def headline_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def table1(df: pd.DataFrame) -> pd.DataFrame:
-    """Every unknown-setting record beside its known counterpart (same victim, matched shadows, same attack).
+    """Every unknown-setting record with a pruned victim and pruned shadows (Table 1 draws among the pruned
+    settings; an unpruned side belongs to Figs 12-13) beside its known counterpart (same victim, matched
+    shadows, same attack).
 
-    loss_pct = (known - unknown) / known * 100 (paper Table 1); nan when no known record exists.
+    loss_pct = (known - unknown) / known * 100 (paper Table 1); nan when no known record exists. The records
+    are the distinct pairs attacked: a pair the grid drew twice is one record, a draw that gave the shadows
+    the victim's own setting (loss 0 in the paper's mean) has no record of its own, and on a config that also
+    runs the sparsity matrix, the matrix's same-approach pairs are records too.
     """
     victim = ["config", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive", "attack"]
     cols = victim + ["shadow_pruner_name", "shadow_prune_sparsity", "known_acc", "unknown_acc", "loss_pct"]
-    unk = df[unknown(df)].rename(columns={"paper_acc": "unknown_acc"})
+    pruned_both = ~df["original"] & df["shadow_prune_sparsity"].ne(0)  # Table 1 draws among pruned settings
+    unk = df[unknown(df) & pruned_both].rename(columns={"paper_acc": "unknown_acc"})
     if unk.empty:
         return pd.DataFrame(columns=cols)
     known = df[~unknown(df) & ~df["original"]].drop_duplicates(victim, keep="last")
@@ -213,6 +226,40 @@ def table1_summary(t1: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     g = t.groupby(["config", "attack"], sort=False)["loss_pct"]
     return g.agg(mean_loss_pct="mean", n_pairs="count").reset_index()[cols]
+
+
+TABLE2_SETTING = ("l1unstructure", 0.7)  # paper Table 2: CIFAR10 ResNet18, L1-unstructured at sparsity 0.7
+SPLIT_PARTS = ("train", "test", "dev")     # the order of the paper's "Train(%) / Test(%) / Dev(%)"
+
+
+def split_label(row: pd.Series) -> str:
+    """`45/45/10`: the split's train / test / dev shares of each half in percent (paper Table 2's rows)."""
+    return "/".join(f"{100 * row[f'split.{p}']:g}" for p in SPLIT_PARTS)
+
+
+def table2(df: pd.DataFrame) -> pd.DataFrame:
+    """Paper Table 2: attack AUC (%) per data split (rows) and attack (columns `<attack> AUC`) at
+    TABLE2_SETTING, for every (dataset, model) whose configs differ in their split; empty when none do."""
+    pruner, sparsity = TABLE2_SETTING
+    cols = [f"split.{p}" for p in SPLIT_PARTS]
+    if not set(cols) <= set(df.columns):
+        return pd.DataFrame()
+    d = plain(df)
+    d = d[(d["pruner_name"] == pruner) & np.isclose(d["prune_sparsity"], sparsity)].dropna(subset=cols)
+    if d.empty:
+        return pd.DataFrame()
+    d = d.assign(split=d.apply(split_label, axis=1))
+    varied = d.groupby(["dataset_name", "model_name"])["split"].transform("nunique") > 1
+    d = d[varied]
+    if d.empty:
+        return pd.DataFrame()
+    rank = {a: i for i, a in enumerate(result_order())}
+    attacks = sorted(d["attack"].unique(), key=lambda a: rank.get(a, len(rank)))
+    t = d.pivot_table(index=["dataset_name", "model_name", "split.train", "split", "config"], columns="attack",
+                      values="auc", aggfunc="last")[attacks]
+    t.columns = [f"{a} AUC" for a in attacks]
+    return t.reset_index().drop(columns="split.train").rename(columns={"dataset_name": "dataset",
+                                                                      "model_name": "model"})
 
 
 def defense_tradeoff(df: pd.DataFrame) -> pd.DataFrame:
@@ -352,7 +399,22 @@ def write_tables(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]
                           "config and attack.", ("table1.md", md_t1))
             + write_table(out, "defense_tradeoff", trade, "Defended settings beside Basic with the paper's "
                           "dropping rule (kept, reason); the Markdown shows the figures' attack.",
-                          ("defense_tradeoff.md", md_trade)))
+                          ("defense_tradeoff.md", md_trade))
+            + write_table2(df, out))
+
+
+def write_table2(df: pd.DataFrame, out: Path) -> list[Entry]:
+    """table2_split.csv / table2.md, or a skipped entry when no configs differ only in their split."""
+    t2 = table2(df)
+    if t2.empty:
+        return [skip("Tables", "Table 2 (AUC by data split)", "no (dataset, model) with results under more than "
+                     f"one split at {TABLE2_SETTING[0]} {TABLE2_SETTING[1]:g}")]
+    head = [c for c in t2.columns if not c.endswith(" AUC") or c[:-4] in headline_results()]
+    md = (f"# Table 2: attack AUC by data split\n\nPaper Table 2: {TABLE2_SETTING[0]} at sparsity "
+          f"{TABLE2_SETTING[1]:g}; split = train / test / dev share of each half (%); AUC in %. The Markdown "
+          f"shows the headline attacks, table2_split.csv every attack. {NUMBER_RULE}\n\n" + to_markdown(t2[head]))
+    return write_table(out, "table2_split", t2, "Paper Table 2 analogue: attack AUC (%) per data split and attack "
+                       f"({TABLE2_SETTING[0]} {TABLE2_SETTING[1]:g}).", ("table2.md", md))
 
 
 # ----------------------------------------------------------------------------------------------- plotting helper
@@ -588,9 +650,8 @@ def load_npz(path: Path | None, keys: Iterable[str]) -> dict[str, np.ndarray] | 
     if path is None or not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in keys}
-    except (OSError, KeyError, ValueError):
+        return read_npz(path, keys)
+    except NPZ_ERRORS:  # a damaged or cut-short file: the figure that needs it is skipped
         return None
 
 
@@ -794,6 +855,86 @@ def fig12(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
                               f"{config}: {attack} attack accuracy with unknown sparsity (Fig 12 analogue)",
                               f"Paper Fig 12 analogue for {config}: {attack} attack accuracy vs the shadows' "
                               f"sparsity per victim sparsity (same pruner); stars: the known setting.", ncols=2))
+    return entries
+
+
+MATRIX_VALUES = (("paper_acc", ACC_LABEL), ("auc", "attack AUC (%)"))
+LEVEL = "sparsity (0 = unpruned)"
+
+
+def matrix_cells(cfg: pd.DataFrame, pruner: str) -> pd.DataFrame:
+    """One config's undefended records on `pruner`'s sparsity matrix (Figs 12-13), with `victim_level` and
+    `shadow_level` (0 = the unpruned model): the known runs on the diagonal (the original included), the
+    unknown-sparsity runs of the same approach and the unpruned victim / shadows off it."""
+    d = cfg[~defended(cfg) & ~cfg["adaptive"]]
+    victim_level = d["prune_sparsity"].where(~d["original"], 0.0)
+    shadow_level = d["shadow_prune_sparsity"].fillna(0.0)  # the original against the original shadows
+    ok = (d["original"] | (d["pruner_name"] == pruner)) & (shadow_level.eq(0) | (d["shadow_pruner_name"] == pruner))
+    return d[ok].assign(victim_level=victim_level[ok].round(6), shadow_level=shadow_level[ok].round(6))
+
+
+def is_matrix(cells: pd.DataFrame) -> bool:
+    """Whether the cells span a matrix: attacks off the diagonal, on more than one victim and shadow sparsity."""
+    return bool((cells["victim_level"] != cells["shadow_level"]).any()) and cells["victim_level"].nunique() > 1 \
+        and cells["shadow_level"].nunique() > 1
+
+
+def matrix_table(cells: pd.DataFrame, value: str) -> pd.DataFrame:
+    """victim level (rows) x shadow level (columns) of `value`; NaN where a pair was not attacked."""
+    levels = sorted(set(cells["victim_level"]) | set(cells["shadow_level"]))
+    table = cells.pivot_table(index="victim_level", columns="shadow_level", values=value, aggfunc="last")
+    return table.reindex(index=levels, columns=levels)
+
+
+def draw_heatmap(fig: Figure, ax: plt.Axes, table: pd.DataFrame, title: str, label: str) -> None:
+    """One matrix as coloured cells with their values (one decimal, the report's % rule); blank: not run."""
+    values = np.ma.masked_invalid(table.to_numpy(float))
+    image = ax.imshow(values, cmap=plt.get_cmap("viridis").with_extremes(bad="white"), aspect="auto")
+    ticks = [f"{v:g}" for v in table.columns]
+    ax.set_xticks(range(len(ticks)), ticks)
+    ax.set_yticks(range(len(ticks)), ticks)
+    middle = (values.min() + values.max()) / 2 if values.count() else 0.0
+    for (i, j), v in np.ndenumerate(table.to_numpy(float)):
+        if np.isfinite(v):
+            ax.text(j, i, format(v, PERCENT_FORMAT), ha="center", va="center", fontsize=8,
+                    color="white" if v < middle else "black")
+    ax.set(title=title, xlabel=f"shadow {LEVEL}", ylabel=f"victim {LEVEL}")
+    fig.colorbar(image, ax=ax, label=label)
+
+
+def fig12_matrix(df: pd.DataFrame, out: Path, wanted: str | None) -> list[Entry]:
+    """Figs 12-13 analogue: per config, a heatmap of attack accuracy and AUC over victim x shadow sparsity per
+    approach that has attacks off the diagonal."""
+    entries = []
+    for config, cfg in df.groupby("config", sort=False):
+        cells = {p: matrix_cells(cfg, p) for p in sorted(cfg["pruner_name"].dropna().unique())}
+        cells = {p: c for p, c in cells.items() if is_matrix(c)}
+        pruners = list(cells)
+        if not pruners:
+            entries.append(skip("Fig 12", f"sparsity matrix for {config}", "no attacks with shadows of another "
+                                "sparsity on more than one victim sparsity"))
+            continue
+        off = pd.concat([c[c["victim_level"] != c["shadow_level"]] for c in cells.values()])
+        attack = main_attack(off, wanted)
+        if attack is None:
+            entries.append(skip("Fig 12", f"sparsity matrix for {config}", f"no {wanted} attacks off the diagonal"))
+            continue
+        fig, axes = plt.subplots(len(pruners), len(MATRIX_VALUES), squeeze=False, layout="constrained", dpi=DPI,
+                                 figsize=(PANEL_INCHES[0] * len(MATRIX_VALUES), PANEL_INCHES[1] * len(pruners)))
+        for row, pruner in zip(axes, pruners):
+            rows = cells[pruner][cells[pruner]["attack"] == attack]
+            for ax, (value, label) in zip(row, MATRIX_VALUES):
+                draw_heatmap(fig, ax, matrix_table(rows, value), f"{pruner}: {label}", label)
+        heading = fig.suptitle(f"{config}: {attack} with unknown sparsity, victim x shadow (Figs 12-13 analogue)")
+        fig.draw_without_rendering()
+        fit_texts(heading, list(axes.flat), fig.canvas.get_renderer())
+        name = f"fig12_matrix_{config}.png"
+        fig.savefig(out / name, dpi=DPI)
+        plt.close(fig)
+        entries.append(Entry("Fig 12", name, f"Paper Figs 12-13 analogue for {config}: {attack} attack accuracy and "
+                             "AUC (%) for each victim sparsity (rows) attacked with shadows of each sparsity "
+                             "(columns), same approach; 0 = the unpruned model, the diagonal = the known setting, "
+                             "blank = not run."))
     return entries
 
 
@@ -1176,7 +1317,8 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     entries, n_nas = nas_report(logdir, root, out)
     if not df.empty:  # a log of nas_privacy.py runs alone has no pruning results
         entries += (write_tables(df, out, attack) + fig1(df, root, out) + fig7_8(df, out, attack)
-                    + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig_defenses(df, out, attack)
+                    + fig9(df, out, attack) + fig10(df, out) + fig12(df, out, attack) + fig12_matrix(df, out, attack)
+                    + fig_defenses(df, out, attack)
                     + wemem_outputs(df, out, attack) + fig_memscore_success(df, root, out, attack)
                     + fig_roc(df, root, out) + reference_report(df, root, out))
     (out / "index.md").write_text(index_markdown(entries, notes, logdir, len(df) + n_nas))

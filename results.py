@@ -137,10 +137,15 @@ def read_records(path: Path) -> tuple[list[AttackRecord], list[str]]:
     records: list[AttackRecord] = []
     notes: list[str] = []
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = path.read_bytes().splitlines()
     except OSError as e:
         raise UserError(f"{path} is unreadable ({e.strerror})") from None
-    for number, line in enumerate(lines, 1):
+    for number, raw in enumerate(lines, 1):
+        try:  # line by line: one damaged byte costs its own record, not the file (nor a silent U+FFFD)
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            notes.append(f"{path}:{number}: not UTF-8 text (byte {e.start}), skipped")
+            continue
         if not line.strip():
             continue
         try:

@@ -108,7 +108,9 @@ class AttackSetting:
     """Which victim and which shadows an attack run uses, and the name its outputs go under.
 
     Shadows are pruned like the victim, fine-tuned with the victim's defense only when `adaptive`, and
-    pruned with another approach / sparsity for the paper's unknown-setting attack (Table 1).
+    pruned with another approach / sparsity for the paper's unknown-setting attacks (Table 1, Figs 12-13).
+    Sparsity 0 is the unpruned model (the paper's "sparsity level = 0"): an original victim attacked with
+    pruned shadows, or a pruned victim attacked with the original shadows.
     """
 
     victim: ModelSetting
@@ -118,8 +120,12 @@ class AttackSetting:
     @classmethod
     def of(cls, victim: ModelSetting, *, adaptive: bool = False, shadow_pruner_name: str | None = None,
            shadow_sparsity: float | None = None) -> AttackSetting:
+        if shadow_sparsity == 0 or (victim.is_original and shadow_sparsity is None):
+            return cls(victim, ModelSetting.original())
         if victim.is_original:
-            return cls(victim, victim)
+            if shadow_pruner_name is None:
+                raise ValueError("pruned shadows of an original victim need their pruner's name")
+            return cls(victim, ModelSetting(shadow_pruner_name, shadow_sparsity))
         shadows = ModelSetting(shadow_pruner_name or victim.pruner_name,
                                shadow_sparsity if shadow_sparsity is not None else victim.sparsity,
                                victim.defend if adaptive else "", victim.defend_arg, victim.options)
@@ -132,10 +138,9 @@ class AttackSetting:
 
     @property
     def name(self) -> str:
-        """`original`, `<victim prefix>[_adaptive][_shadow_<shadow prefix>]`: folder and log names."""
-        if self.victim.is_original:
-            return "original"
-        name = str(self.victim.prefix) + ("_adaptive" if self.adaptive else "")
+        """`<victim prefix or original>[_adaptive][_shadow_<shadow prefix or original>]`: folder and log names
+        (`original` alone for the original attacked with the original shadows)."""
+        name = (self.victim.prefix or "original") + ("_adaptive" if self.adaptive else "")
         if self.unknown_shadows:
-            name += f"_shadow_{self.shadows.prefix}"
+            name += f"_shadow_{self.shadows.prefix or 'original'}"
         return name

@@ -7,12 +7,17 @@ leaves half a file that a later step would take for a finished result.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +51,8 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_tmp(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -61,6 +67,47 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# A temporary file is `.<name>.<pid of its writer>.<random>.tmp`: a kill (SIGKILL, power loss) skips the cleanup
+# of atomic_write, so the next write of the same file, and every step's start (remove_stale_tmp over its result
+# folder), removes those whose writer is gone. A live writer's file is left alone.
+TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+OLD_TMP_SECONDS = 24 * 3600  # a temporary file without a writer pid (older versions) counts as stale after a day
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # no such process (or a pid no process can have)
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_tmp(folder: Path, name: str | None = None, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files of killed atomic writes in `folder` (of target `name` only, when given; in
+    every subfolder too when `recursive`); returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = f".{glob.escape(name)}.*{TMP_SUFFIX}" if name else f".*{TMP_SUFFIX}"
+    removed = []
+    for tmp in (folder.rglob(pattern) if recursive else folder.glob(pattern)):
+        match = _TMP_NAME.match(tmp.name)
+        try:
+            stale = not _writer_alive(int(match["pid"])) if match and (name is None or match["name"] == name) \
+                else match is None and time.time() - tmp.stat().st_mtime > OLD_TMP_SECONDS
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue  # gone already (another process cleaned it) or not ours to delete
+    return removed
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -80,9 +127,33 @@ def load_checkpoint(path: Path, make_hint: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found", f"make it with: {make_hint}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors all mean the same thing to the user
         raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})",
+                        f"delete it and rerun: {make_hint}") from None
+    if not isinstance(ckpt, dict):
+        raise UserError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a checkpoint dict",
+                        f"delete it and rerun: {make_hint}")
+    return ckpt
+
+
+# What np.load raises on a damaged npz: a cut-short file is a BadZipFile (not an OSError), an empty one EOFError,
+# a missing array KeyError, a damaged member a zlib / CRC ValueError or BadZipFile.
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """The arrays `keys` of an npz file, never unpickling; raises one of NPZ_ERRORS when it is damaged."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: np.asarray(f[k]) for k in keys}
+
+
+def load_npz(path: Path, keys: Iterable[str], make_hint: str) -> dict[str, np.ndarray]:
+    """`read_npz` for outputs a later step needs: a damaged file is one UserError naming it and its maker."""
+    try:
+        return read_npz(path, keys)
+    except NPZ_ERRORS as e:
+        raise UserError(f"{path} is unreadable or cut short ({type(e).__name__})",
                         f"delete it and rerun: {make_hint}") from None
 
 

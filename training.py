@@ -105,7 +105,7 @@ class TrainHooks:
         pass
 
     def batches(self, n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        yield from torch.randperm(n, generator=generator).split(batch_size)
+        yield from split_batches(torch.randperm(n, generator=generator), batch_size)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              epoch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -122,6 +122,39 @@ class TrainHooks:
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {}
+
+
+def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """`order` cut into batches of `batch_size`; a trailing batch of one row joins the previous batch, because
+    BatchNorm cannot train on a single row (a train set of k * batch + 1 rows crashed it). Merging keeps every
+    row in exactly one batch per epoch, which dropping the row would not."""
+    parts = list(order.split(batch_size))
+    if len(parts) > 1 and parts[-1].numel() == 1:
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts
+
+
+def should_stop(stale: int, early_stop: int) -> bool:
+    """The artifact's rule: stop once more than `early_stop` epochs in a row brought no dev gain; early_stop 0
+    turns early stopping off (its `elif args.early_stop > 0`), so every epoch runs."""
+    return early_stop > 0 and stale > early_stop
+
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    """Names of the model's parameters and buffers holding NaN or infinity (one device sync for all)."""
+    tensors = {k: t for k, t in model.state_dict().items() if t.is_floating_point()}
+    if not tensors:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).cpu()
+    return [k for k, ok in zip(tensors, finite.tolist()) if not ok]
+
+
+def require_finite(model: nn.Module, what: str, hint: str) -> None:
+    """UserError `what` naming the first non-finite tensors: a diverged model must never be saved or attacked
+    as if it were finished (its argmax over NaN logits is class 0, a dev accuracy that looks like a result)."""
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise UserError(f"{what}: non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}", hint)
 
 
 def batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
@@ -195,7 +228,8 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
         generator: torch.Generator, label: str = "", desc: str = "train",
         optimizer: torch.optim.Optimizer | None = None, restore_best: bool = True) -> FitResult:
     """Train with the artifact's early stopping: keep the weights of the best dev accuracy (strictly
-    improving, starting from 0); stop once more than `early_stop` epochs in a row bring no gain.
+    improving, starting from 0); stop once more than `early_stop` epochs in a row bring no gain (never when
+    `early_stop` is 0, as in the artifact).
 
     `optimizer`: continue with this one (and its state) instead of `hooks.make_optimizer`'s fresh one; the
     iterative pruner passes one Adam through all its rounds, as WeMem does. `restore_best=False` leaves the
@@ -225,6 +259,8 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
             test_acc, test_loss = evaluate(model, data.test_x, data.test_y, amp=cfg.amp)
         extras = hooks.end_epoch(epoch)
         epochs_run = epoch + 1
+        require_finite(model, f"training of {desc} diverged at epoch {epoch}",
+                       f"nothing was saved; lower the learning rate (lr {cfg.lr:g}) or the defense's strength")
         extra_train = {k: v for k, v in train.items() if k not in ("acc", "loss")}
         log.info(format_line(f"Epoch {epoch} {label}Train{hooks.log_suffix}", train["acc"], train["loss"],
                              extra_train | extras))
@@ -239,7 +275,7 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
             stale = 0
         else:
             stale += 1
-            if stale > cfg.early_stop:
+            if should_stop(stale, cfg.early_stop):
                 log.info(f"Early Stop at Epoch {epoch}")
                 break
     bar.close()

@@ -5,7 +5,8 @@ fixed FPR); the FPR bound passed to `tpr_at_fpr` is a fraction (0.01 = 1 %).
 Uncertainty: `bootstrap_ci` gives percentile intervals over target points resampled with replacement,
 stratified by membership; `resolvable` says whether a TPR at a given FPR can be told apart from TPR at 0.
 Conventions: `member` is 0/1 ground truth, `scores` are "larger = more likely a member", `decisions`
-are hard 0/1 verdicts. ROC and AUC come from scikit-learn; the rest is plain numpy, O(n log n) at most.
+are hard 0/1 verdicts. Scores must be finite (`NonFiniteScores` otherwise: no metric of NaN scores). ROC
+and AUC come from scikit-learn; the rest is plain numpy, O(n log n) at most.
 """
 from __future__ import annotations
 
@@ -19,6 +20,21 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 def _as_bool(member: np.ndarray) -> np.ndarray:
     return np.asarray(member).astype(bool).ravel()
+
+
+class NonFiniteScores(ValueError):
+    """Scores holding NaN or infinity: no ROC exists for them. (Before this check, a Mann-Whitney AUC of
+    NaN scores read 50 % while the TPR at 1 % FPR read 100 %.)"""
+
+
+def finite_scores(scores: np.ndarray) -> np.ndarray:
+    """`scores` as a flat float64 array, or NonFiniteScores saying how many are NaN / infinite."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    bad = ~np.isfinite(s)
+    if bad.any():
+        raise NonFiniteScores(f"{int(np.isnan(s).sum())} NaN and {int(np.isinf(s).sum())} infinite scores "
+                              f"among {s.size}")
+    return s
 
 
 def accuracy(member: np.ndarray, decisions: np.ndarray) -> float:
@@ -52,7 +68,7 @@ def roc_auc(member: np.ndarray, scores: np.ndarray) -> float:
     m = _as_bool(member)
     if m.all() or not m.any():
         return float("nan")
-    return float(roc_auc_score(m, np.asarray(scores, dtype=np.float64).ravel()) * 100.0)
+    return float(roc_auc_score(m, finite_scores(scores)) * 100.0)
 
 
 def roc_points(member: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +77,7 @@ def roc_points(member: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     scikit-learn's roc_curve with drop_intermediate=False: the default would drop collinear points, and a
     dropped point can be the last one under an FPR bound, which would lower `tpr_at_fpr`.
     """
-    fpr, tpr, _ = roc_curve(_as_bool(member), np.asarray(scores, dtype=np.float64).ravel(), drop_intermediate=False)
+    fpr, tpr, _ = roc_curve(_as_bool(member), finite_scores(scores), drop_intermediate=False)
     return fpr, tpr
 
 
@@ -165,7 +181,7 @@ def bootstrap_values(member: np.ndarray, scores: np.ndarray,
     group) counts; any other callable is called once per resample on the drawn rows.
     """
     m = _as_bool(member)
-    s = np.asarray(scores, np.float64).ravel()
+    s = finite_scores(scores)
     if m.all() or not m.any():
         raise ValueError("bootstrap needs at least one member and one non-member")
     if n_resamples < 1:
@@ -199,6 +215,7 @@ def attack_metrics(member: np.ndarray, scores: np.ndarray, decisions: np.ndarray
     `bootstrap_ci`) for the AUC and the TPR at 0.1 % FPR, from the same resamples.
     """
     m = _as_bool(member)
+    scores = finite_scores(scores)  # NonFiniteScores: no metric is reported for NaN scores
     out: dict[str, float | int] = {
         "acc": accuracy(m, decisions),
         "balanced_acc": balanced_accuracy(m, decisions),

@@ -28,6 +28,7 @@ from attackers.base import Attack, AttackInput, AttackResult
 from attackers.features import one_hot, top_k_sorted
 from attackers.metrics import paper_accuracy
 from models import init_weights
+from training import split_batches
 
 
 @dataclass
@@ -70,10 +71,7 @@ def seeded(seed: int, device: torch.device | str) -> Iterator[None]:
 def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
     """Shuffled index batches; a trailing batch of one row joins the previous batch because BatchNorm
     (SAMIA's input layer) cannot train on a single row."""
-    parts = list(torch.randperm(n, generator=generator).to(device).split(batch_size))
-    if len(parts) > 1 and parts[-1].numel() == 1:
-        parts[-2:] = [torch.cat(parts[-2:])]
-    return parts
+    return split_batches(torch.randperm(n, generator=generator).to(device), batch_size)
 
 
 def _to_tensor(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -8,8 +8,10 @@ row i is paired with row i + B'/2, and
        = mean over the B'/2 pairs of KL(P_second || P_first).
 
 Nothing is detached, so both members of a pair are pulled towards each other. The batch is a random
-permutation of the training set, so the halves form random pairs without replacement, as §6.2 says; the
-paper's eq. 6 sums over pairs, the artifact (and this code) averages. KL = 0 when B' = 0 (a batch of one).
+permutation of the training set, so the halves form random pairs without replacement, as §6.2 says. The
+paper's eq. 6 sums CE over the B rows and KL over the B/2 pairs; the artifact (and this code) averages both,
+so B * loss = eq. 6 with lambda_paper = 2 * lambda: this lambda is the paper's / 2, up to the scale 1/B.
+KL = 0 when B' = 0 (a batch of one).
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from torch import nn
 from defenses.base import Defense, DefenseOptions, require
 from errors import UserError
 from setting import options_suffix
-from training import SplitTensors, StepStats, TrainConfig
+from training import SplitTensors, StepStats, TrainConfig, split_batches
 
 DEFAULT_STRIDE, DEFAULT_WIDTH = 50, 500  # WeMem's run_shell.sh for CIFAR-10 slide_re (location: 1, 15)
 DEFAULT_MEM_THRE = 0.6
@@ -195,10 +195,8 @@ class WeMemHooks(Defense):
         """Each group shuffled and sliced; `self.group` names the group of the batch being yielded."""
         for name, positions in self.groups(self.epoch):
             order = torch.randperm(len(positions), generator=generator)
-            chunks = list(torch.from_numpy(positions)[order].split(batch_size))
-            if len(chunks) > 1 and len(chunks[-1]) == 1:  # BatchNorm cannot train on one row: the small risky /
-                chunks[-2:] = [torch.cat(chunks[-2:])]    # window groups make that common, so it joins the last batch
-            for chunk in chunks:
+            # the small risky / window groups often leave a batch of one row, which joins the one before
+            for chunk in split_batches(torch.from_numpy(positions)[order], batch_size):
                 self.group = name
                 yield chunk
 

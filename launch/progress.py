@@ -3,7 +3,7 @@
     [  7/51 | 2 running | 0 failed] done     12.3 s  python prune.py config/x.json --pruner_name slim ...
     [  8/51 | 1 running | 1 failed] FAILED    3.1 s  python mia.py config/x.json ... (exit 2)
         error: checkpoint result/x/slim_0.7_model/best.pth not found (make it with: ...)
-    grid quick (local): 49 done, 1 failed, 1 skipped of 51 tasks in 712 s
+    grid quick (local): 50 done, 1 failed, 1 skipped of 52 tasks in 712 s
 """
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ others. The graph joins every read to the task that makes it:
     prune.py S              reads the original (and the mem-scores when S's defense uses them); makes S
     refs.py --original      reads the original (its split); makes the original's references
     refs.py S               reads the original's references and S; makes S's references
-    mia.py S [--adaptive] [--shadow_*]   reads the victim S, the shadows' setting, and S's references if the
-                            grid makes them (`--attacks all` runs the online attacks only when they exist)
+    mia.py S [--adaptive] [--shadow_*]   reads the victim S, the shadows' setting (an original on either side:
+                            sparsity 0 / --original), and S's references if the grid makes them (`--attacks
+                            all` runs the online attacks only when they exist)
     nas_privacy.py search [--defense D]  makes the search of D (a search defense) or the plain one
     nas_privacy.py amia / adra           read the plain search (the attacker's); amia also the defended search;
                             a defended amia after the plain one, which makes the attacker's shadow search
@@ -119,9 +120,12 @@ def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
         io.needs += [model(original)] if s.is_original else [refs(original), model(s)]
         io.makes.append(refs(s))
     elif script == "mia.py":
-        a = AttackSetting.of(original) if ns.original else AttackSetting.of(
-            setting_of(ns), adaptive=ns.adaptive, shadow_pruner_name=ns.shadow_pruner_name,
-            shadow_sparsity=ns.shadow_prune_sparsity)
+        if ns.original:  # as mia.attack_setting: --pruner_name names pruned shadows' approach unless
+            a = AttackSetting.of(original, shadow_pruner_name=ns.shadow_pruner_name or ns.pruner_name,  # --shadow_*
+                                 shadow_sparsity=ns.shadow_prune_sparsity)
+        else:
+            a = AttackSetting.of(setting_of(ns), adaptive=ns.adaptive, shadow_pruner_name=ns.shadow_pruner_name,
+                                 shadow_sparsity=ns.shadow_prune_sparsity)
         io.needs += list(dict.fromkeys([model(a.victim), model(a.shadows)]))
         io.wants.append(refs(a.victim))
     elif script == "nas_privacy.py":

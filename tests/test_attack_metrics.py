@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from attackers import metrics
 from attackers.metrics import (
     Auc,
     TprAtFpr,
@@ -143,3 +144,21 @@ def test_attack_metrics_bootstrap_keys_and_reproducible() -> None:
     again = attack_metrics(member, scores, scores > 1, n_bootstrap=100, seed=3)
     assert again == out
     assert (out["auc_ci_low"], out["auc_ci_high"]) == bootstrap_ci(member, scores, Auc(), 100, 3)
+
+
+@pytest.mark.parametrize("where", ["all", "one"])
+def test_nan_scores_are_refused_never_a_tpr_of_100(where: str) -> None:
+    # The former Mann-Whitney route read all-NaN scores as AUC 50 % and TPR at 1 % FPR 100 %.
+    member = np.r_[np.ones(50), np.zeros(50)]
+    scores = np.linspace(0, 1, 100)
+    if where == "all":
+        scores[:] = np.nan
+    else:
+        scores[7] = np.nan
+    for call in (lambda: metrics.attack_metrics(member, scores, member), lambda: metrics.roc_auc(member, scores),
+                 lambda: metrics.tpr_at_fpr(member, scores, 0.01)):
+        with pytest.raises(metrics.NonFiniteScores, match="NaN and 0 infinite scores among 100"):
+            call()
+    with pytest.raises(metrics.NonFiniteScores, match="0 NaN and 1 infinite"):
+        metrics.attack_metrics(member, np.r_[np.inf, np.linspace(0, 1, 99)], member)
+

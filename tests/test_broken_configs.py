@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,9 @@ CORPUS: dict[str, dict | bytes] = {
     "columnfc_input_dim_1": GOOD | {"input_dim": 1},           # digits accepts 1 (channels), the MLP does not
     "resnet18_input_dim_64": GOOD | {"model_name": "resnet18"},  # digits accepts 64 (features), a CNN does not
     "num_cls_mismatch": GOOD | {"num_cls": 12},
+    # within the schema's bounds, but not what the data hold: refused by the data / model checks, not run
+    "num_cls_at_bound": GOOD | {"num_cls": 100_000}, "input_dim_at_bound": GOOD | {"input_dim": 10_000_000},
+    "attack_lr_infinity": GOOD | {"attack_lr": float("inf")}, "wd_infinity": GOOD | {"weight_decay": float("inf")},
     "not_an_object": b"[1, 2, 3]",
     "empty_file": b"",
     "truncated": b'{"dataset_name": "digits", "epochs": ',
@@ -80,6 +84,7 @@ def test_every_step_refuses_a_broken_config_with_one_line(name: str, tmp_path: P
     content = CORPUS[name]
     path = tmp_path / f"{name}.json"
     path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    start = time.perf_counter()
     for step, main in STEPS.items():
         monkeypatch.setattr(sys, "argv", [step, "cpu", str(path), "--quiet", "--threads", "1"])
         with pytest.raises(SystemExit) as e:
@@ -87,3 +92,5 @@ def test_every_step_refuses_a_broken_config_with_one_line(name: str, tmp_path: P
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error: "), (step, err)
     assert not (tmp_path / "result").exists() or not any((tmp_path / "result").rglob("best.pth"))
+    # refused before any work: input_dim 10^7 once built a 10 GB columnfc just to list its layers (88 s)
+    assert time.perf_counter() - start < 30

@@ -530,3 +530,18 @@ def test_wemem_split_equals_an_independent_walk_of_its_procedure() -> None:
 def test_cifar_pool_knows_its_train_rows(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
     assert load_pool("cifar10", tmp_path, input_dim=3, num_cls=10).n_train == 10
+
+
+@pytest.mark.parametrize("keep", [0, 20, 0.5])  # empty, cut in the zip header, cut in half
+def test_a_cut_short_purchase_cache_is_rebuilt(tmp_path: Path, keep: float) -> None:
+    # A cut-short npz raises zipfile.BadZipFile, which is not an OSError: before, the "simply rebuilt" cache
+    # gave a traceback.
+    x, y = tabular(30, 12, 5, seed=4)
+    write_csv(tmp_path / "purchase100" / "purchase100.txt", np.column_stack([x, y]))
+    load_pool("purchase100", tmp_path, input_dim=12, num_cls=5)
+    cache = tmp_path / "purchase100" / "purchase100.cache.npz"
+    data = cache.read_bytes()
+    cache.write_bytes(data[:int(keep * len(data)) if isinstance(keep, float) else keep])
+    pool = load_pool("purchase100", tmp_path, input_dim=12, num_cls=5)
+    assert torch.equal(pool.x, torch.from_numpy(x).float()) and pool.y.tolist() == y.tolist()
+    assert cache.read_bytes() != data[:20] and np.load(cache)["x"].shape == (30, 12)  # rebuilt whole

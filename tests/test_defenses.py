@@ -83,6 +83,11 @@ def test_ppb_loss_matches_hand_computation(batch: int) -> None:
     assert total.item() == pytest.approx(ce_hand + lam * kl_hand, abs=1e-12)
     # Analytic gradient == numeric gradient: nothing in the loss is detached.
     assert torch.autograd.gradcheck(lambda t: ppb_loss(t, y, lam)[0], z.clone().requires_grad_())
+    # The paper's eq. 6 sums CE over the rows and KL over the pairs: B * this loss is eq. 6 at lambda_paper =
+    # 2 * lambda (the README's difference 16), for an even batch where every row is in a pair.
+    if batch % 2 == 0:
+        eq6 = -np.sum(np_log_softmax(zn)[np.arange(batch), yn]) + 2 * lam * float(np.sum(kls))
+        assert batch * total.item() == pytest.approx(eq6, abs=1e-10)
 
 
 # ---------------------------------------------------------------- RelaxLoss

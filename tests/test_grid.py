@@ -1,6 +1,8 @@
 """run_all.sh's grid: the commands each block expands to (running them: tests/test_launch*.py)."""
 from __future__ import annotations
 
+import random
+
 from grid import PAPER, QUICK, GridBlock
 
 
@@ -42,7 +44,14 @@ def test_paper_grid_covers_the_paper() -> None:
     # 12 CNN configs x 4 approaches x 5 sparsities + 3 tabular x 5 + Table 2's 3 splits x 1
     # + WeMem's 2 configs x (one-shot l1unstructure 0.6 + the undefended iterative run)
     assert len(prunes) == 12 * 4 * 5 + 3 * 5 + 3 + 2 * 2
-    assert sum("--shadow_pruner_name" in c for c in cmds) == 12 * 20  # Table 1: 20 draws per CNN config
+    # Table 1: 20 independent draws per CNN config, each distinct pair with shadows pruned otherwise is one run
+    cnn = [e for e in PAPER if isinstance(e, GridBlock) and e.unknown]
+    assert len(cnn) == 12 and all(e.unknown == 20 for e in cnn)
+    drawn = sum(len({(v, s) for v, s, _ in e.table1_draws() if v != s}) for e in cnn)
+    assert sum("--shadow_pruner_name" in c and "--attacks all" in c for c in cmds) == drawn
+    # Figs 12-13: 6 x 6 sparsities (0 = unpruned) minus the known diagonal, every approach on CIFAR10 ResNet18
+    # and L1-unstructured on 6 more models: (4 + 6) * 30 SAMIA runs
+    assert sum("--shadow_prune_sparsity" in c and "--attacks samia" in c for c in cmds) == (4 + 6) * 30
     assert any("cifar10_resnet18.json --pruner_name l1structure --prune_sparsity 0.6 --defend adv" in c for c in cmds)
     assert len(cmds) == len(set(cmds))
 
@@ -53,3 +62,40 @@ def test_quick_grid_touches_every_attack_defense_and_approach() -> None:
                  "--shadow_prune_sparsity", "--attacks all", *(f"--defend {d} " for d in
                                                                ("ppb", "adv", "dp", "dpsgd", "relaxloss"))):
         assert word in text, word
+
+
+def test_table1_draws_victim_and_shadows_independently_with_replacement() -> None:
+    # Two settings, one draw per block: the shadows get the victim's own setting about half the time (the old
+    # distinct-pair sampling never let that happen); such a draw is the known attack and adds no command.
+    same = 0
+    for k in range(200):
+        block = GridBlock(f"c{k}", sparsities=(0.6, 0.9), unknown=1)
+        ((victim, shadows, _),) = block.table1_draws()
+        rng = random.Random(f"c{k}")  # the independent route: two uniform picks among the 2 settings
+        assert (victim.sparsity, shadows.sparsity) == ((0.6, 0.9)[rng.randrange(2)], (0.6, 0.9)[rng.randrange(2)])
+        same += victim == shadows
+        assert sum("--shadow_prune_sparsity" in c for c in block.commands()) == (victim != shadows)
+    assert 80 <= same <= 120
+    # a pair drawn twice is attacked once
+    block = GridBlock("c", sparsities=(0.6, 0.9), unknown=12)
+    pairs = {(v.sparsity, s.sparsity) for v, s, _ in block.table1_draws() if v != s}
+    assert pairs == {(0.6, 0.9), (0.9, 0.6)} and sum("--shadow_prune_sparsity" in c for c in block.commands()) == 2
+
+
+def test_sparsity_matrix_attacks_every_victim_shadow_pair_including_unpruned() -> None:
+    block = GridBlock("c", sparsities=(0.5,), sparsity_matrix=(0, 0.5, 0.7), matrix_attacks="threshold")
+    cmds = block.commands()
+    assert "python prune.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.7" in cmds  # its own model
+    matrix = [c.removeprefix("python mia.py config/c.json ") for c in cmds if "--attacks threshold" in c]
+    p = "--pruner_name l1unstructure --prune_sparsity"
+    assert matrix == [
+        "--original --shadow_pruner_name l1unstructure --shadow_prune_sparsity 0.5 --attacks threshold",
+        "--original --shadow_pruner_name l1unstructure --shadow_prune_sparsity 0.7 --attacks threshold",
+        f"{p} 0.5 --shadow_prune_sparsity 0 --attacks threshold",
+        f"{p} 0.5 --shadow_pruner_name l1unstructure --shadow_prune_sparsity 0.7 --attacks threshold",
+        f"{p} 0.7 --shadow_prune_sparsity 0 --attacks threshold",
+        f"{p} 0.7 --shadow_pruner_name l1unstructure --shadow_prune_sparsity 0.5 --attacks threshold",
+    ]  # the diagonal is the known runs: --original and each pruned model with --attacks all
+    assert {"python mia.py config/c.json --original --attacks all",
+            f"python mia.py config/c.json {p} 0.7 --attacks all"} <= set(cmds)
+

@@ -57,6 +57,16 @@ def test_dependencies_are_what_each_command_reads() -> None:
     assert len(unknown) == 1 and len(deps[unknown[0]]) >= 2 and set(deps[unknown[0]]) <= {p6, p9, refs6}
 
 
+def test_matrix_attacks_read_the_original_on_the_unpruned_side() -> None:
+    block = GridBlock("c", sparsities=(0.6,), sparsity_matrix=(0, 0.6), matrix_attacks="threshold")
+    deps = deps_by_command(build_tasks([block.commands()]))
+    pre, p6 = "pretrain.py config/c.json", "prune.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6"
+    assert deps["mia.py config/c.json --original --shadow_pruner_name l1unstructure --shadow_prune_sparsity 0.6 "
+                "--attacks threshold"] == [pre, p6]              # unpruned victim, pruned shadows
+    assert deps["mia.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --shadow_prune_sparsity 0 "
+                "--attacks threshold"] == [p6, pre]              # pruned victim, unpruned shadows
+
+
 def test_nas_amia_waits_for_the_searches_it_reads_and_the_plain_amia() -> None:
     cmds = NasBlock("n", defenses={"arch_l2": (0.01,), "distill": (0.5,)}).commands()
     deps = deps_by_command(build_tasks([cmds]))
@@ -71,7 +81,7 @@ def test_nas_amia_waits_for_the_searches_it_reads_and_the_plain_amia() -> None:
 
 def test_profiles_build_and_a_read_nobody_makes_is_an_error() -> None:
     quick = build_tasks([b.commands() for b in QUICK])
-    assert len(quick) == 51 and [len(level) for level in levels(quick)] == [5, 21, 23, 2]
+    assert len(quick) == 52 and [len(level) for level in levels(quick)] == [5, 21, 23, 3]
     paper = build_tasks([b.commands() for b in PAPER])
     assert len(paper) == sum(len(b.commands()) for b in PAPER)
     assert all(t.deps for t in paper if t.is_attack)

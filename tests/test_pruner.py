@@ -422,7 +422,7 @@ EXPECTED_SPARSITY = {
     "l1unstructure": {"overall": 9 / 20, "pruned_layers": 9 / 20},
     "l1structure": {"overall": 9 / 20, "pruned_layers": 3 / 8},
     "l2structure": {"overall": 9 / 20, "pruned_layers": 3 / 8},
-    "slim": {"overall": 9 / 20, "pruned_layers": 1 / 2},
+    "slim": {"overall": 1 / 2, "pruned_layers": 1 / 2},  # slim zeroes no weight: overall = channels removed
 }
 
 
@@ -488,3 +488,21 @@ def test_structured_on_mlp_is_user_error(name: str, what: str) -> None:
 
 def test_validate_sparsity_accepts_any_real_number() -> None:
     assert pruner.validate_sparsity(np.float32(0.5)) == 0.5 and pruner.validate_sparsity(0) == 0.0
+
+
+def test_slim_records_the_share_of_channels_it_removed_not_zero() -> None:
+    # ResNet18 with distinct gammas: the global threshold removes k = int(0.7 * total) BN2d channels, and no
+    # Conv/Linear weight; before, `overall` (what results.jsonl records as victim_sparsity) read 0.0000002.
+    from models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, 1)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    total = sum(bn.num_features for bn in bns)
+    with torch.no_grad():
+        for bn in bns:
+            bn.weight.uniform_(0.1, 1.0)
+    pruner.prune_model(model, "slim", 0.7, model_name="resnet18")
+    measured = pruner.measure_sparsity(model, "slim", model_name="resnet18")
+    assert measured["overall"] == measured["pruned_layers"] == int(0.7 * total) / total
+

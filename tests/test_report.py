@@ -377,3 +377,65 @@ def test_original_vs_pruned_table_orders_settings_and_says_what_is_unresolvable(
     assert t["note"].iloc[0] == "2000 non-members: TPR at 0.01 % FPR is the TPR at FPR 0"
     assert report.resolution_note(20_000) == ""
     assert report.resolution_note(1000) == "1000 non-members: TPR at 0.1 % and 0.01 % FPR is the TPR at FPR 0"
+
+
+# ------------------------------------------------------------------------------------------ Table 2, Figs 12-13
+def split_rec(config: str, train: float, test: float, attack: str, auc: float, sparsity: float = 0.7
+              ) -> dict[str, Any]:
+    return rec(f"l1unstructure_{sparsity:g}", attack, 60.0, 80.0, "l1unstructure", sparsity, auc=auc) | {
+        "config": config, "dataset_name": "cifar10", "model_name": "resnet18",
+        "split": {"victim": 0.5, "train": train, "dev": 0.1, "test": test}}
+
+
+def test_table2_is_auc_by_split_and_attack_for_configs_that_differ_in_their_split() -> None:
+    records = [split_rec("c10", 0.45, 0.45, "samia", 75.5), split_rec("c10", 0.45, 0.45, "mentr", 70.0),
+               split_rec("c10_split50_40", 0.5, 0.4, "samia", 72.7),
+               split_rec("c10_split70_20", 0.7, 0.2, "samia", 72.7),
+               split_rec("c10_split70_20", 0.7, 0.2, "samia", 99.0, sparsity=0.5),  # another sparsity: left out
+               rec("original", "samia", 50.0, 80.0) | {"config": "digits"}]  # one split only: no Table 2 row
+    df = report.normalize([report.AttackRecord.from_json(r) for r in records])
+    t2 = report.table2(df)
+    assert list(t2.columns) == ["dataset", "model", "split", "config", "samia AUC", "mentr AUC"]
+    assert t2["split"].tolist() == ["45/45/10", "50/40/10", "70/20/10"]  # ordered by the train share
+    assert t2["samia AUC"].tolist() == [75.5, 72.7, 72.7]
+    assert t2["mentr AUC"].iloc[0] == 70.0 and t2["mentr AUC"].iloc[1:].isna().all()
+    assert report.table2(df[df["config"] == "c10"]).empty  # one split: nothing to compare
+
+
+MATRIX = [  # victim x shadow sparsity {0, 0.5} of l1unstructure, samia; 0 = unpruned
+    rec("original", "samia", 60.0, 90.0, auc=61.0),
+    rec("original_shadow_l1unstructure_0.5", "samia", 58.0, 90.0, auc=59.0) | {
+        "shadow_pruner_name": "l1unstructure", "shadow_prune_sparsity": 0.5},
+    rec("l1unstructure_0.5", "samia", 66.0, 89.0, "l1unstructure", 0.5, auc=67.0),
+    rec("l1unstructure_0.5_shadow_original", "samia", 64.0, 89.0, "l1unstructure", 0.5, auc=65.0) | {
+        "shadow_pruner_name": None, "shadow_prune_sparsity": 0.0},
+    rec("slim_0.5_shadow_original", "samia", 10.0, 89.0, "slim", 0.5) | {  # another approach: not in the matrix
+        "shadow_pruner_name": None, "shadow_prune_sparsity": 0.0},
+]
+
+
+def test_sparsity_matrix_cells_and_heatmap(tmp_path: Path) -> None:
+    df = report.normalize([report.AttackRecord.from_json(r) for r in MATRIX])
+    kinds = dict(zip(df["setting"], report.unknown(df)))
+    assert kinds == {"original": False, "original_shadow_l1unstructure_0.5": True, "l1unstructure_0.5": False,
+                     "l1unstructure_0.5_shadow_original": True, "slim_0.5_shadow_original": True}
+    assert set(report.plain(df)["setting"]) == {"original", "l1unstructure_0.5"}  # the headline's rows
+    assert report.table1(df).empty  # an unpruned side is Figs 12-13's, not a Table 1 draw
+    for value, expected in (("paper_acc", [[60.0, 58.0], [64.0, 66.0]]), ("auc", [[61.0, 59.0], [65.0, 67.0]])):
+        table = report.matrix_table(report.matrix_cells(df, "l1unstructure"), value)
+        assert table.index.tolist() == table.columns.tolist() == [0.0, 0.5]  # victim rows, shadow columns
+        assert table.to_numpy().tolist() == expected
+    entries = report.fig12_matrix(df, tmp_path, None)
+    assert [e.file for e in entries] == ["fig12_matrix_toy.png"]
+    assert (tmp_path / "fig12_matrix_toy.png").read_bytes()[:8] == PNG_MAGIC
+    assert report.fig12_matrix(df[df["setting"] == "original"], tmp_path, None)[0].file is None  # skipped
+
+
+def test_a_cut_short_scores_file_skips_its_figure_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "samia.npz"
+    np.savez(path, scores=np.arange(500.0), member=np.ones(500))
+    data = path.read_bytes()
+    assert report.load_npz(path, ["scores"])["scores"].size == 500
+    path.write_bytes(data[:len(data) // 2])  # BadZipFile: the former (OSError, KeyError, ValueError) let it through
+    assert report.load_npz(path, ["scores"]) is None
+

@@ -1,7 +1,9 @@
 """The results schema: version 3's new fields round-trip under their JSON names; older records still load."""
 from __future__ import annotations
 
-from results import SCHEMA_VERSION, AttackRecord
+from pathlib import Path
+
+from results import SCHEMA_VERSION, AttackRecord, read_records
 
 
 def test_version_3_fields_round_trip_and_version_2_records_load() -> None:
@@ -19,3 +21,15 @@ def test_version_3_fields_round_trip_and_version_2_records_load() -> None:
     assert loaded.version == 2 and loaded.tpr_at_0_1pct_fpr == 2.0
     assert loaded.tpr_at_0_01pct_fpr is None and loaded.auc_ci_low is None and loaded.n_references is None
     assert loaded.extra == {}
+
+
+def test_a_line_with_a_byte_that_is_not_utf8_is_skipped_with_a_note(tmp_path: Path) -> None:
+    # Before, the file was decoded with errors="replace": the damaged record loaded silently as attack 'sam\ufffdia'.
+    path = tmp_path / "results.jsonl"
+    good = b'{"config": "c", "setting": "original", "attack": "conf", "paper_acc": 60.0}'
+    bad = b'{"config": "c", "setting": "original", "attack": "sam\xffia", "paper_acc": 70.0}'
+    path.write_bytes(good + b"\n" + bad + b"\n" + good.replace(b'"conf"', b'"mentr"') + b"\n")
+    records, notes = read_records(path)
+    assert [r.attack for r in records] == ["conf", "mentr"]
+    at = bad.index(b"\xff")
+    assert notes == [f"{path}:2: not UTF-8 text (byte {at}), skipped"]

@@ -59,11 +59,11 @@ def test_masks_in_train_mode_sit_where_torch_puts_dropout(monkeypatch: pytest.Mo
     new = SamiaTransformer(4).double().train()
     new.load_state_dict(ref.state_dict())
     x = torch.randn(7, 12, dtype=torch.float64)
-    monkeypatch.setattr(samia, "dropout_masks", lambda shapes, p, like: [torch.ones(s, dtype=like.dtype)
+    monkeypatch.setattr(samia, "dropout_masks", lambda shapes, p, like, storage: [torch.ones(s, dtype=like.dtype)
                                                                           for s in shapes])
     torch.testing.assert_close(new(x), ref(x), rtol=1e-10, atol=1e-12)
 
-    def zero_ffn(shapes: list[tuple[int, ...]], p: float, like: torch.Tensor) -> list[torch.Tensor]:
+    def zero_ffn(shapes: list[tuple[int, ...]], p: float, like: torch.Tensor, storage: object) -> list[torch.Tensor]:
         return [torch.zeros(s, dtype=like.dtype) if i % 4 == 3 else torch.ones(s, dtype=like.dtype)
                 for i, s in enumerate(shapes)]
     monkeypatch.setattr(samia, "dropout_masks", zero_ffn)
@@ -98,3 +98,20 @@ def test_state_dicts_load_both_ways_strictly() -> None:
     assert new.load_state_dict(ref.state_dict(), strict=True)
     assert ref.load_state_dict(new.state_dict(), strict=True)
     assert isinstance(new.encoder.layers[0].dropout, nn.Dropout) and new.encoder.layers[0].dropout.p == 0.2
+
+
+def test_mask_storage_is_reused_and_a_stale_backward_is_refused() -> None:
+    """The masks live in one storage per model; a second training forward before the first backward
+    overwrites them, and autograd must refuse that backward rather than use the wrong masks."""
+    torch.manual_seed(0)
+    model = SamiaTransformer(3).train()
+    x = torch.rand(8, 9)
+    model(x).sum().backward()
+    storage = model.encoder.mask_storage
+    ptr = storage.keep.data_ptr()
+    first = model(x).sum()
+    assert storage.keep.data_ptr() == ptr  # same memory, new masks
+    model(x[:5])  # a smaller batch: same storage again
+    assert storage.keep.data_ptr() == ptr
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first.backward()

@@ -50,3 +50,17 @@ def test_attack_setting_names() -> None:
     assert adaptive.name == "l1unstructure_0.6_ppb_4.0_adaptive" and adaptive.shadows == victim
     unknown = AttackSetting.of(ModelSetting("l1unstructure", 0.6), shadow_sparsity=0.9)
     assert unknown.name == "l1unstructure_0.6_shadow_l1unstructure_0.9" and unknown.unknown_shadows
+
+
+def test_sparsity_zero_is_the_unpruned_model_on_either_side() -> None:
+    # Figs 12-13's sparsity-0 row and column: an original victim with pruned shadows, a pruned victim with the
+    # original shadows; each has its own output name, apart from the known-setting runs.
+    pruned = ModelSetting("l1unstructure", 0.6)
+    orig_victim = AttackSetting.of(ModelSetting.original(), shadow_pruner_name="l1unstructure", shadow_sparsity=0.6)
+    assert orig_victim.shadows == pruned and orig_victim.unknown_shadows
+    assert orig_victim.name == "original_shadow_l1unstructure_0.6"
+    orig_shadows = AttackSetting.of(pruned, shadow_sparsity=0)
+    assert orig_shadows.shadows == ModelSetting.original() and orig_shadows.unknown_shadows
+    assert orig_shadows.name == "l1unstructure_0.6_shadow_original"
+    assert AttackSetting.of(ModelSetting.original(), shadow_sparsity=0).name == "original"
+    assert AttackSetting.of(pruned, shadow_sparsity=0.6, shadow_pruner_name="l1unstructure").name == "l1unstructure_0.6"

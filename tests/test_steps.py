@@ -100,6 +100,29 @@ def test_mia_errors_name_the_fix(work: Path) -> None:
     assert "l1unstructure_0.9_model" in line and "python prune.py" in line and "--prune_sparsity 0.9" in line
 
 
+def test_sparsity_zero_on_either_side_of_an_unknown_setting_attack(work: Path) -> None:
+    # Figs 12-13's sparsity-0 row and column: the original victim attacked with shadows pruned at 0.5, and the
+    # 0.5 victim attacked with the original shadows; each under its own name, recorded with its sparsities.
+    assert steps(work, "prune.py", "digits_columnfc", "--prune_sparsity", "0.5").returncode == 0
+    runs = {"original_shadow_l1unstructure_0.5": ("--original", "--shadow_prune_sparsity", "0.5"),
+            "l1unstructure_0.5_shadow_original": ("--prune_sparsity", "0.5", "--shadow_prune_sparsity", "0")}
+    for name, extra in runs.items():
+        out = steps(work, "mia.py", "digits_columnfc", *extra, "--attacks", "threshold")
+        assert out.returncode == 0, out.stderr
+        assert (work / "result" / "digits_columnfc" / "mia" / name / "mentr.npz").is_file()
+    lines = (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()
+    records = {(r["setting"], r["attack"]): r for r in map(json.loads, lines)}
+    first = records["original_shadow_l1unstructure_0.5", "mentr"]
+    assert first["original"] and first["prune_sparsity"] is None
+    assert (first["shadow_pruner_name"], first["shadow_prune_sparsity"]) == ("l1unstructure", 0.5)
+    second = records["l1unstructure_0.5_shadow_original", "mentr"]
+    assert not second["original"] and second["prune_sparsity"] == 0.5
+    assert (second["shadow_pruner_name"], second["shadow_prune_sparsity"]) == (None, 0.0)
+    for bad in (("--original", "--defend", "ppb"), ("--prune_sparsity", "0.5", "--shadow_prune_sparsity", "0",
+                                                   "--shadow_pruner_name", "slim")):
+        one_error_line(steps(work, "mia.py", "digits_columnfc", *bad))
+
+
 @pytest.mark.parametrize("defense, arg", [("ppb", "4"), ("adv", "2"), ("dp", "0.1"), ("dpsgd", "1"),
                                           ("relaxloss", "1")])
 def test_each_defense_runs_adaptive_and_not(work: Path, defense: str, arg: str) -> None:

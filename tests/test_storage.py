@@ -39,3 +39,41 @@ def test_other_write_errors_stay_bugs(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         storage.atomic_write(tmp_path / "x.npz", write)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_that_is_not_a_dict_is_one_user_error(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "best.pth"
+    torch.save([1, 2, 3], path)  # loads under weights_only, but is no checkpoint
+    with pytest.raises(UserError, match=r"best.pth holds a list, not a checkpoint dict \(delete it and rerun: x\)"):
+        storage.load_checkpoint(path, "x")
+
+
+@pytest.mark.parametrize("keep", [0, 10, 100, -10])
+def test_a_cut_short_npz_is_one_user_error_naming_it(tmp_path: Path, keep: int) -> None:
+    import numpy as np
+
+    path = tmp_path / "scores.npz"
+    storage.atomic_save_npz(path, per_pool=np.arange(1000.0))
+    data = path.read_bytes()
+    path.write_bytes(data[:keep] if keep >= 0 else data[:len(data) + keep])
+    with pytest.raises(UserError, match="scores.npz is unreadable or cut short .* rerun: python memscore.py"):
+        storage.load_npz(path, ["per_pool"], "python memscore.py")
+
+
+def test_leftover_tmp_files_of_killed_writers_are_removed(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "victim_model"
+    folder.mkdir()
+    dead = folder / ".best.pth.4194304999.abcd1234.tmp"   # a pid above Linux's maximum: its writer is gone
+    live = folder / f".best.pth.{os.getpid()}.efgh5678.tmp"  # a writer still running (this process)
+    other = folder / ".data.npz.4194304999.ijkl9012.tmp"    # another target's leftover
+    for f in (dead, live, other):
+        f.write_bytes(b"half a file")
+    storage.atomic_write(folder / "best.pth", lambda f: f.write(b"whole"))
+    assert (folder / "best.pth").read_bytes() == b"whole"
+    assert not dead.exists() and live.exists() and other.exists()  # the write cleans its own target's leftovers
+    assert storage.remove_stale_tmp(tmp_path, recursive=True) == [other]  # a step's start sweeps the rest
+    assert live.exists() and sorted(p.name for p in folder.iterdir()) == sorted(["best.pth", live.name])

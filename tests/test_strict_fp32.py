@@ -6,11 +6,15 @@ import torch
 from torch import nn
 
 from attackers.features import sensitivity, strict_fp32
+from experiment import configure_backends
 
 
-def _flags() -> tuple[bool, bool, str]:
+def _flags() -> tuple[bool, bool, str, str]:
     return (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-            torch.get_float32_matmul_precision())
+            torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.fp32_precision)
+
+
+STRICT = (False, False, "highest", "ieee")
 
 
 class FlagRecorder(nn.Module):
@@ -20,25 +24,31 @@ class FlagRecorder(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4))
-        self.seen: list[tuple[bool, bool, str]] = []
+        self.seen: list[tuple[bool, bool, str, str]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen.append(_flags())
         return self.net(x)
 
 
-def _fast_flags() -> tuple[bool, bool, str]:
-    """What --fast sets (TF32 everywhere); returns the previous flags to restore."""
-    before = _flags()
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    torch.set_float32_matmul_precision("high")
+def _backend_state() -> tuple[object, ...]:
+    return (*_flags()[:2], torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic)
+
+
+def _fast_flags() -> tuple[object, ...]:
+    """What --fast sets, through its own code path (experiment.configure_backends); returns the state to
+    restore. Asserts that --fast does turn TF32 on, so the checks below are not vacuous."""
+    before = _backend_state()
+    configure_backends(fast=True)
+    assert _flags() == (True, True, "high", "tf32")
     return before
 
 
-def _restore(flags: tuple[bool, bool, str]) -> None:
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags[:2]
-    torch.set_float32_matmul_precision(flags[2])
+def _restore(state: tuple[object, ...]) -> None:
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = state[:2]
+    torch.set_float32_matmul_precision(state[2])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = state[3:]
 
 
 def test_sensitivity_turns_tf32_off_inside_and_restores_the_fast_flags_after() -> None:
@@ -47,8 +57,8 @@ def test_sensitivity_turns_tf32_off_inside_and_restores_the_fast_flags_after() -
     try:
         model = FlagRecorder()
         fast = sensitivity(model, x, n=3, batch_size=16, generator=torch.Generator().manual_seed(1))
-        assert model.seen and set(model.seen) == {(False, False, "highest")}  # every forward, 3 chunks
-        assert _flags() == (True, True, "high")  # --fast's settings are back
+        assert model.seen and set(model.seen) == {STRICT}  # every forward, 3 chunks
+        assert _flags() == (True, True, "high", "tf32")  # --fast's settings are back
     finally:
         _restore(before)
     strict = sensitivity(FlagRecorder(), x, n=3, batch_size=16, generator=torch.Generator().manual_seed(1))
@@ -61,10 +71,10 @@ def test_strict_fp32_restores_on_error() -> None:
     try:
         try:
             with strict_fp32():
-                assert _flags() == (False, False, "highest")
+                assert _flags() == STRICT
                 raise KeyError("boom")
         except KeyError:
             pass
-        assert _flags() == (True, True, "high")
+        assert _flags() == (True, True, "high", "tf32")
     finally:
         _restore(before)

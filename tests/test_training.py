@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import training
+from errors import UserError
 from training import SplitTensors, StepStats, TrainConfig, TrainHooks, fit
 
 
@@ -44,11 +45,61 @@ def test_early_stop_after_more_than_patience_non_improving_epochs(monkeypatch: p
     assert model.weight.item() == 5.0                    # and the model is left holding them
 
 
-def test_patience_zero_stops_at_first_stale_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
-    scripted_dev(monkeypatch, [50, 40, 60])
-    result = fit(nn.Linear(1, 1, bias=False), tiny_data(), TrainConfig(epochs=3, early_stop=0, progress=False),
+def test_early_stop_zero_runs_every_epoch_as_the_artifact(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The artifact counts stale epochs only `elif args.early_stop > 0`: with 0, dev accuracy falling for
+    # four epochs after the best one (epoch 2, 1-based) does not stop training; all 6 epochs run.
+    scripted_dev(monkeypatch, [50, 60, 40, 30, 20, 10])
+    result = fit(nn.Linear(1, 1, bias=False), tiny_data(), TrainConfig(epochs=6, early_stop=0, progress=False),
                  hooks=CountingHooks(), generator=torch.Generator().manual_seed(0))
-    assert (result.epochs_run, result.best_epoch) == (2, 1)
+    assert (result.epochs_run, result.best_epoch) == (6, 2)
+    assert result.state["weight"].item() == 2.0
+
+
+def test_early_stop_one_stops_after_two_stale_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_dev(monkeypatch, [50, 40, 30, 60])
+    result = fit(nn.Linear(1, 1, bias=False), tiny_data(), TrainConfig(epochs=4, early_stop=1, progress=False),
+                 hooks=CountingHooks(), generator=torch.Generator().manual_seed(0))
+    assert (result.epochs_run, result.best_epoch) == (3, 1)
+
+
+class BatchSizes(TrainHooks):
+    """Records the size of every batch train_step sees."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def train_step(self, model, optimizer, x, y, epoch) -> StepStats:
+        self.sizes.append(len(y))
+        return super().train_step(model, optimizer, x, y, epoch)
+
+
+def test_a_trailing_batch_of_one_row_joins_the_previous_batch_and_batchnorm_trains() -> None:
+    # 2 * 16 + 1 = 33 rows: batches 16 and 17 (not 16, 16, 1, which BatchNorm refuses in train mode);
+    # every row is seen once per epoch.
+    torch.manual_seed(0)
+    data = tiny_data(n=33)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    hooks = BatchSizes()
+    result = fit(model, data, TrainConfig(epochs=2, batch_size=16, early_stop=5, progress=False), hooks=hooks,
+                 generator=torch.Generator().manual_seed(0))
+    assert hooks.sizes == [16, 17, 16, 17] and result.epochs_run == 2
+    assert [len(b) for b in training.split_batches(torch.arange(33), 16)] == [16, 17]
+    assert [len(b) for b in training.split_batches(torch.arange(34), 16)] == [16, 16, 2]
+    assert [len(b) for b in training.split_batches(torch.arange(1), 16)] == [1]
+    merged = training.split_batches(torch.randperm(33, generator=torch.Generator().manual_seed(1)), 16)
+    assert sorted(torch.cat(merged).tolist()) == list(range(33))
+
+
+def test_training_that_diverges_to_nan_is_refused_and_returns_nothing() -> None:
+    # SGD (momentum 0.9) at lr 10 on inputs of scale 1e3 overflows in the second epoch; before the check,
+    # fit kept the NaN weights of the "best" epoch (argmax of NaN logits = class 0 gave a dev accuracy > 0).
+    torch.manual_seed(0)
+    data = tiny_data()
+    data = SplitTensors(data.train_x * 1e3, data.train_y, data.dev_x * 1e3, data.dev_y, data.test_x, data.test_y)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+    with pytest.raises(UserError, match="training of victim_model diverged at epoch 1: non-finite values in"):
+        fit(model, data, TrainConfig(epochs=3, batch_size=16, optimizer="sgd", lr=10.0, progress=False),
+            generator=torch.Generator().manual_seed(0), desc="victim_model")
 
 
 def train_once(seed: int) -> dict[str, torch.Tensor]:
