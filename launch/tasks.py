@@ -28,6 +28,10 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from setting import AttackSetting
 
 # What a command makes or reads: (kind, config, name), e.g. ("model", "digits_columnfc", "l1unstructure_0.7").
 Key = tuple[str, str, str]
@@ -86,12 +90,25 @@ def _setting_parser() -> argparse.ArgumentParser:
     return p
 
 
+def attack_of(ns: argparse.Namespace) -> AttackSetting:
+    """The victim and shadows of a mia.py command, as mia.attack_setting reads its flags (without its checks,
+    which need the config; tests/test_launch.py compares the two on the quick profile)."""
+    from cli import setting_of
+    from setting import AttackSetting, ModelSetting
+
+    if ns.original:  # --pruner_name names pruned shadows' approach unless --shadow_pruner_name does
+        return AttackSetting.of(ModelSetting.original(), shadow_pruner_name=ns.shadow_pruner_name or ns.pruner_name,
+                                shadow_sparsity=ns.shadow_prune_sparsity)
+    return AttackSetting.of(setting_of(ns), adaptive=ns.adaptive, shadow_pruner_name=ns.shadow_pruner_name,
+                            shadow_sparsity=ns.shadow_prune_sparsity)
+
+
 def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
     """What one command makes and reads (the table in the module docstring)."""
     from cli import setting_of
     from defenses import needs_mem_scores
     from nas.defenses import SEARCH_DEFENSES
-    from setting import AttackSetting, ModelSetting
+    from setting import ModelSetting
 
     words = shlex.split(command)
     script, cfg = Path(words[1]).name, config_of(command)  # a script may be named by its path
@@ -120,12 +137,7 @@ def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
         io.needs += [model(original)] if s.is_original else [refs(original), model(s)]
         io.makes.append(refs(s))
     elif script == "mia.py":
-        if ns.original:  # as mia.attack_setting: --pruner_name names pruned shadows' approach unless
-            a = AttackSetting.of(original, shadow_pruner_name=ns.shadow_pruner_name or ns.pruner_name,  # --shadow_*
-                                 shadow_sparsity=ns.shadow_prune_sparsity)
-        else:
-            a = AttackSetting.of(setting_of(ns), adaptive=ns.adaptive, shadow_pruner_name=ns.shadow_pruner_name,
-                                 shadow_sparsity=ns.shadow_prune_sparsity)
+        a = attack_of(ns)
         io.needs += list(dict.fromkeys([model(a.victim), model(a.shadows)]))
         io.wants.append(refs(a.victim))
     elif script == "nas_privacy.py":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -65,6 +66,24 @@ def test_matrix_attacks_read_the_original_on_the_unpruned_side() -> None:
                 "--attacks threshold"] == [pre, p6]              # unpruned victim, pruned shadows
     assert deps["mia.py config/c.json --pruner_name l1unstructure --prune_sparsity 0.6 --shadow_prune_sparsity 0 "
                 "--attacks threshold"] == [p6, pre]              # pruned victim, unpruned shadows
+
+
+def test_the_graph_reads_mia_commands_as_mia_py_does() -> None:
+    """launch.tasks.attack_of against mia.attack_setting itself, on every mia.py command of the quick profile
+    (original and pruned victims, adaptive, unknown shadows, the matrix's unpruned sides)."""
+    import mia
+    from cli import add_setting_flags, base_parser, parse
+    from launch.tasks import _setting_parser, attack_of
+
+    steps = base_parser("mia")
+    add_setting_flags(steps)
+    mia.add_mia_flags(steps)
+    ours = _setting_parser()
+    commands = [shlex.split(c) for b in QUICK for c in b.commands() if c.startswith("python mia.py")]
+    assert len(commands) == 27
+    for words in commands:
+        ns, _, cfg = parse(steps, words[2:])
+        assert attack_of(ours.parse_known_args(words[2:])[0]) == mia.attack_setting(ns, cfg), words
 
 
 def test_nas_amia_waits_for_the_searches_it_reads_and_the_plain_amia() -> None:
