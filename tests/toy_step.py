@@ -12,9 +12,9 @@
 - every run that does work appends its name to runs.log in the working folder (tests count these).
 
 Faults, from the environment: TOY_SLEEP (seconds before writing), TOY_FAULT="<name>:<kind>[,...]", kind one of
-kill-once (SIGKILL itself, first run only), kill-parent-once (SIGKILL the process that started it, i.e.
-the Ray worker; first run only), sleep-once (sleep 300 s, first run only: to be preempted), midwrite
-(SIGKILL itself after writing half the temporary file, every run), fail (exit 1).
+kill-once (SIGKILL itself, first run only), kill-parent-once (SIGKILL the process that started it, i.e. the
+Ray worker; first run only), kill-parent (the same, every run), sleep-once (sleep 300 s, first run only: to
+be preempted), midwrite (SIGKILL itself after writing half the temporary file, every run), fail (exit 1).
 """
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ def main() -> None:
     if kind == "fail":
         sys.stderr.write(f"error: {args.name} failed on purpose\n")
         sys.exit(1)
-    if kind in ("kill-once", "kill-parent-once") and once(Path(f".{args.name}.{kind}")):
-        os.kill(os.getppid() if kind == "kill-parent-once" else os.getpid(), signal.SIGKILL)
+    if kind == "kill-parent" or kind in ("kill-once", "kill-parent-once") and once(Path(f".{args.name}.{kind}")):
+        os.kill(os.getppid() if kind.startswith("kill-parent") else os.getpid(), signal.SIGKILL)
         sys.exit(3)  # the killed parent never reads this
     if kind == "sleep-once" and once(Path(f".{args.name}.{kind}")):
         time.sleep(300)  # until a test preempts it
