@@ -8,10 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from grid import GridBlock
 from launch.base import Context, Launcher
 from launch.progress import Progress
 from launch.tasks import Task
 
+ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).resolve().parent / "toy_step.py"
 
 
@@ -50,3 +52,31 @@ def runs(root: Path) -> list[str]:
 
 def made(root: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((root / "result" / "a").glob("*.json"))}
+
+
+# A real grid through grid.py's own command line: one digits_columnfc block cut to seconds (victim + 1 shadow,
+# 3 epochs; one l1unstructure prune fine-tuned 1 epoch; every attack on the original and the pruned model).
+TINY = GridBlock("digits_columnfc", sparsities=(0.7,),
+                 flags="--shadow_num 1 --epochs 3 --prune_epochs 1 --attack_epochs 2")
+
+
+def run_dependent(key: str) -> bool:
+    """Fields that differ between two runs of the same commands: timings, dates, paths, fresh model ids."""
+    return key.endswith("seconds") or "model_id" in key or key in ("time", "versions", "scores_file")
+
+
+def numbers(root: Path) -> dict[tuple[str, str], dict]:
+    out = {}
+    for line in (root / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        out[r["setting"], r["attack"]] = {k: v for k, v in r.items() if not run_dependent(k)}
+    return out
+
+
+def checkout(root: Path) -> None:
+    """A working folder as run_all.sh sees the repository: the scripts and packages (linked) and config/."""
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "digits_columnfc.json").write_text((ROOT / "config" / "digits_columnfc.json").read_text())
+    for path in ROOT.iterdir():
+        if path.suffix == ".py" or (path / "__init__.py").exists():
+            (root / path.name).symlink_to(path)

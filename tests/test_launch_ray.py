@@ -3,7 +3,6 @@ a failure skips only its dependants, an existing cluster is joined with --addres
 gives the local launcher's numbers exactly."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,10 +17,9 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-dist.txt")
 
-from launch_helpers import launch, made, runs, toy_grid  # noqa: E402
+from launch_helpers import TINY, checkout, launch, made, numbers, runs, toy_grid  # noqa: E402
 
 import grid  # noqa: E402
-from grid import GridBlock  # noqa: E402
 from launch.ray_backend import RayLauncher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,34 +87,6 @@ def test_joins_an_existing_cluster_with_address(tmp_path: Path, ray_head: str) -
     assert launch(RayLauncher, toy_grid(), root, address=ray_head).ok
     assert runs(root)[6:] == ["p2", "m2"]
     assert {k for k, v in made(root).items() if v["model_id"] != before[k]["model_id"]} == {"p2", "m2"}
-
-
-# A real grid through grid.py's own command line: one digits_columnfc block cut to seconds (victim + 1 shadow,
-# 3 epochs; one l1unstructure prune fine-tuned 1 epoch; every attack on the original and the pruned model).
-TINY = GridBlock("digits_columnfc", sparsities=(0.7,),
-                 flags="--shadow_num 1 --epochs 3 --prune_epochs 1 --attack_epochs 2")
-
-
-def run_dependent(key: str) -> bool:
-    """Fields that differ between two runs of the same commands: timings, dates, paths, fresh model ids."""
-    return key.endswith("seconds") or "model_id" in key or key in ("time", "versions", "scores_file")
-
-
-def numbers(root: Path) -> dict[tuple[str, str], dict]:
-    out = {}
-    for line in (root / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        out[r["setting"], r["attack"]] = {k: v for k, v in r.items() if not run_dependent(k)}
-    return out
-
-
-def checkout(root: Path) -> None:
-    """A working folder as run_all.sh sees the repository: the scripts and packages (linked) and config/."""
-    (root / "config").mkdir(parents=True)
-    (root / "config" / "digits_columnfc.json").write_text((ROOT / "config" / "digits_columnfc.json").read_text())
-    for path in ROOT.iterdir():
-        if path.suffix == ".py" or (path / "__init__.py").exists():
-            (root / path.name).symlink_to(path)
 
 
 def test_grid_py_with_ray_gives_the_local_launchers_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
