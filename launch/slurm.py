@@ -69,21 +69,28 @@ class SlurmStep:
         return DelayedSubmission(self)
 
 
-def array_groups(tasks: Sequence[Task]) -> list[tuple[int, float, list[Task]]]:
-    """(cpus, gpus, tasks) of every array per level, level by level."""
+def array_groups(tasks: Sequence[Task], max_array: int = 1000) -> list[list[tuple[int, float, list[Task]]]]:
+    """Per level, (cpus, gpus, tasks) of each of its arrays: one per resource shape, cut into arrays of at most
+    `max_array` tasks (Slurm's MaxArraySize is 1001 unless the cluster raised it; the paper grid's last level
+    has 1,258 tasks)."""
     out = []
     for level in levels(tasks):
         shape = sorted(level, key=lambda t: (t.cpus, t.gpus))
-        out.append([(c, g, list(ts)) for (c, g), ts in groupby(shape, key=lambda t: (t.cpus, t.gpus))])
+        out.append([(c, g, chunk) for (c, g), ts in groupby(shape, key=lambda t: (t.cpus, t.gpus))
+                    for chunk in batched(list(ts), max_array)])
     return out
 
 
-def submit(executor: Any, tasks: Sequence[Task], make_step: Callable[[Task], SlurmStep], base: dict[str, Any]
-           ) -> dict[str, Any]:
+def batched(items: list[Task], n: int) -> list[list[Task]]:
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
+def submit(executor: Any, tasks: Sequence[Task], make_step: Callable[[Task], SlurmStep], base: dict[str, Any],
+           max_array: int = 1000) -> dict[str, Any]:
     """Submit every level's arrays, each after the previous level's; returns task id -> submitit Job."""
     jobs: dict[str, Any] = {}
     previous: list[str] = []
-    for level in array_groups(tasks):
+    for level in array_groups(tasks, max_array):
         submitted: list[str] = []
         for cpus, gpus, group in level:
             extra = dict(base.get("slurm_additional_parameters", {}))
@@ -111,6 +118,8 @@ class SlurmLauncher(Launcher):
         group.add_argument("--slurm_parallelism", type=int, default=64,
                            help="array tasks running at once per array (default 64)")
         group.add_argument("--mem_gb", type=int, default=None, help="memory per array task (default: the cluster's)")
+        group.add_argument("--slurm_max_array", type=int, default=1000,
+                           help="tasks per job array at most (default 1000: Slurm's default MaxArraySize is 1001)")
         group.add_argument("--poll", type=float, default=30.0, help="seconds between status checks (default 30)")
 
     def check(self) -> None:
@@ -122,8 +131,8 @@ class SlurmLauncher(Launcher):
         if not float(gpus).is_integer():
             raise UserError(f"--gpus_per_task {gpus:g}: Slurm allocates whole GPUs",
                             "pass 0 or a whole number, or pack small models with --launcher local or ray")
-        if self.args.time < 1 or self.args.slurm_parallelism < 1:
-            raise UserError("--time and --slurm_parallelism must be >= 1")
+        if min(self.args.time, self.args.slurm_parallelism, self.args.slurm_max_array) < 1:
+            raise UserError("--time, --slurm_parallelism and --slurm_max_array must be >= 1")
 
     def executor(self, folder: Path) -> Any:
         import submitit
@@ -147,8 +156,10 @@ class SlurmLauncher(Launcher):
         outcomes.mkdir(parents=True, exist_ok=True)
         ctx = self.ctx
         jobs = submit(self.executor(run_dir / "submitit"), tasks,
-                      lambda t: SlurmStep(t, str(ctx.root), ctx.python, ctx.retries, str(outcomes)), self.parameters())
-        print(f"submitted {len(tasks)} tasks as {sum(len(level) for level in array_groups(tasks))} job arrays; "
+                      lambda t: SlurmStep(t, str(ctx.root), ctx.python, ctx.retries, str(outcomes)), self.parameters(),
+                      self.args.slurm_max_array)
+        arrays = sum(len(level) for level in array_groups(tasks, self.args.slurm_max_array))
+        print(f"submitted {len(tasks)} tasks as {arrays} job arrays; "
               f"submitit files in {run_dir}", flush=True)
         watch(tasks, jobs, progress, self.args.poll)
 

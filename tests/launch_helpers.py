@@ -34,7 +34,7 @@ def toy_grid(record: bool = False) -> list[Task]:
 
 def args(**kw) -> argparse.Namespace:
     base = {"jobs": 2, "gpus_per_task": 0.0, "address": None, "ray_cpus": 2, "partition": None, "time": 10,
-            "slurm_parallelism": 4, "mem_gb": None, "poll": 0.5}
+            "slurm_parallelism": 4, "mem_gb": None, "poll": 0.5, "slurm_max_array": 1000}
     return argparse.Namespace(**base | kw)
 
 

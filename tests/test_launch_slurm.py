@@ -102,6 +102,14 @@ def test_tasks_of_other_shapes_get_their_own_array_after_the_whole_previous_leve
                      (["a/m1"], 1, 0, "afterany:101:102"), (["a/m2"], 4, 1, "afterany:101:102")]
 
 
+def test_a_level_larger_than_the_array_limit_is_cut_into_arrays(tmp_path: Path) -> None:
+    launcher, fake = fake_launcher(tmp_path, slurm_max_array=2)
+    launcher.run(toy_grid(), Progress(toy_grid(), "toy", out=io.StringIO()))
+    assert [(a["tasks"], a["params"]["slurm_additional_parameters"].get("dependency")) for a in fake.arrays] == [
+        (["a/pre"], None), (["a/p1", "a/p2"], "afterany:100"), (["a/m0"], "afterany:100"),
+        (["a/m1", "a/m2"], "afterany:101:102")]
+
+
 def test_an_array_task_runs_only_after_its_dependencies_ended_well(tmp_path: Path) -> None:
     tasks = {t.id: t for t in toy_grid()}
     folder = tmp_path / "outcomes"
