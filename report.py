@@ -1007,8 +1007,8 @@ def iterative(df: pd.DataFrame) -> pd.Series:
 
 def wemem_defense(row: pd.Series) -> str:
     """`base`, `ppb 4`, `slide_re s1-w15`: the defense with its argument and folder options."""
-    found = {str(k).split(".", 1)[1]: float(v) for k, v in row.items()
-             if str(k).startswith("defense_options.") and pd.notna(v)}
+    found = {str(k).split(".", 1)[1]: v if isinstance(v, str) else float(v) for k, v in row.items()
+             if str(k).startswith("defense_options.") and pd.notna(v)}  # a mode is a word ("artifact")
     order = [*OPTION_SHORT, *sorted(set(found) - set(OPTION_SHORT))]  # flag order (JSON keys come sorted)
     options = tuple((k, found[k]) for k in order if k in found)
     arg = f" {row['defend_arg']:g}" if pd.notna(row.get("defend_arg")) else ""
