@@ -92,8 +92,9 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
                    help="dpsgd's privacy accountant: rdp (Renyi DP) or prv (privacy loss random variables, "
                         f"tighter) (default {dp.dp_accountant})")
     p.add_argument("--defense_mode", default=dp.defense_mode, choices=MODES,
-                   help="fixed (default), or artifact: dp and adv as the artifact ran them (README differences "
-                        "13, 14)")
+                   help="fixed (default), or artifact: " + " and ".join(d.name for d in defenses.DEFENSES
+                                                                          if "artifact" in d.modes)
+                        + " as the artifact ran them (README differences 13, 14)")
     wemem = DefenseOptions()
     p.add_argument("--stride", type=int, default=wemem.stride,
                    help=f"WeMem window defenses: ranks the window moves per epoch (default {wemem.stride})")

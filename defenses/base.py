@@ -82,12 +82,12 @@ class DefenseOptions:
 OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "dp_clip": (lambda v: math.isfinite(v) and 0 < v <= 1e6, "DP clipping norm", "a finite number > 0 and <= 1e6"),
     "dp_delta": (lambda v: 0 < v < 1, "DP delta", "0 < delta < 1, e.g. 1e-5 (< 1/N)"),
-    "dp_lr": (lambda v: v is None or (math.isfinite(v) and 0 < v <= 10), "DP learning rate",
+    "dp_lr": (lambda v: v is None or (math.isfinite(v) and 0 < v <= 10), "--dp_lr",
               "a finite number > 0 and <= 10"),
-    "dp_momentum": (lambda v: math.isfinite(v) and 0 <= v < 1, "DP momentum", "0 <= momentum < 1"),
-    "dp_steps_per_epoch": (lambda v: 0 <= v <= 1_000_000, "DP steps per epoch",
+    "dp_momentum": (lambda v: math.isfinite(v) and 0 <= v < 1, "--dp_momentum", "0 <= momentum < 1"),
+    "dp_steps_per_epoch": (lambda v: 0 <= v <= 1_000_000, "--dp_steps_per_epoch",
                            "an integer between 0 (N // batch_size) and 1000000"),
-    "dp_accountant": (lambda v: v in ACCOUNTANTS, "DP accountant", " or ".join(ACCOUNTANTS)),
+    "dp_accountant": (lambda v: v in ACCOUNTANTS, "--dp_accountant", " or ".join(ACCOUNTANTS)),
     "adv_steps": (lambda v: 1 <= v <= 1000, "adversary steps per batch", "an integer between 1 and 1000"),
     "defense_mode": (lambda v: v in MODES, "--defense_mode", " or ".join(MODES)),
     "config_epochs": (lambda v: 0 <= v <= 100_000, "the config's epochs", "config.py's epochs bounds"),
@@ -124,8 +124,9 @@ class Defense(TrainHooks):
     def create(cls, arg: float | None, options: DefenseOptions) -> Defense:
         """The hooks for `--defend <name> --defend_arg arg`; arg None means the defense's default."""
         mode = options.checked("defense_mode").defense_mode
-        require(mode in cls.modes, f"--defense_mode {mode} does not apply to {cls.name}",
-                f"{cls.name} runs one way: {', '.join(cls.modes)}")
+        if mode not in cls.modes:
+            raise UserError(f"--defense_mode {mode} does not apply to {cls.name}",
+                            f"{cls.name} runs one way; --help lists the defenses with an artifact mode")
         if cls.arg is None:
             return cls()
         value = cls.arg.default if arg is None else float(arg)

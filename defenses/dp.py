@@ -60,7 +60,8 @@ from torch.func import functional_call, grad, vmap
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
 
-from defenses.base import ArgSpec, Defense, DefenseOptions, require
+from defenses.base import ArgSpec, Defense, DefenseOptions
+from errors import UserError
 from training import SplitTensors, StepStats, TrainConfig
 
 MICROBATCH = 64  # pyvacy's microbatch size in the artifact (capped at the batch size)
@@ -187,9 +188,10 @@ class MicrobatchDP(_NoisySGD):
         if self.artifact:  # the artifact's optimiser is the config's; a flag for ours would be ignored silently
             for flag, given, default in (("dp_lr", lr, None), ("dp_momentum", momentum, DEFAULTS.dp_momentum),
                                          ("dp_steps_per_epoch", steps_per_epoch, DEFAULTS.dp_steps_per_epoch)):
-                require(given == default, f"--{flag} does not apply to dp's artifact mode",
-                        "the artifact mode runs the config's lr without momentum, (N // batch_size) x the config's "
-                        "epochs steps per epoch; drop the flag or use --defense_mode fixed")
+                if given != default:
+                    raise UserError(f"--{flag} does not apply to dp's artifact mode, which runs the config's lr "
+                                    "without momentum and (N // batch_size) x epochs steps per epoch",
+                                    "drop the flag, or use --defense_mode fixed")
             lr, momentum = None, 0.0
         super().__init__(sigma, clip, lr, momentum, steps_per_epoch)
         self.mode = mode
