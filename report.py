@@ -222,11 +222,13 @@ def defense_tradeoff(df: pd.DataFrame) -> pd.DataFrame:
     attack accuracy is higher than Basic's. Without a Basic record the rule cannot apply: kept, with a reason.
     """
     on = ["config", "pruner_name", "prune_sparsity", "attack"]
-    cols = ["config", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive", "epsilon", "attack",
-            "setting", "victim_test_acc", "paper_acc", "basic_test_acc", "basic_paper_acc", "kept", "reason"]
+    cols = ["config", "pruner_name", "prune_sparsity", "defend", "defense_mode", "defend_arg", "adaptive", "epsilon",
+            "attack", "setting", "victim_test_acc", "paper_acc", "basic_test_acc", "basic_paper_acc", "kept", "reason"]
     d = df[defended(df) & ~unknown(df)]
     if d.empty:
         return pd.DataFrame(columns=cols)
+    if "defense_mode" not in d:  # records before schema 4
+        d = d.assign(defense_mode=None)
     basic = plain(df)
     basic = basic[~basic["original"]].drop_duplicates(on, keep="last")[on + ["victim_test_acc", "paper_acc"]] \
         .rename(columns={"victim_test_acc": "basic_test_acc", "paper_acc": "basic_paper_acc"})
@@ -811,10 +813,18 @@ def defense_label(row: Any) -> str:
 DEFENSE_MARKERS = ("s", "o", "^", "D", "v", "P", "X")
 
 
+def defense_series(row: Any) -> str:
+    """`dp`, or `dp (artifact)` for a defense run as the artifact ran it (--defense_mode artifact)."""
+    mode = getattr(row, "defense_mode", None)
+    return f"{row.defend} ({mode})" if isinstance(mode, str) and mode != "fixed" else str(row.defend)
+
+
 def defense_panel(rows: pd.DataFrame, basic: pd.DataFrame, title: str) -> Panel:
     """Kept defended settings per defense (labels: the defense argument), Basic as a star."""
     series = []
-    for i, (defend, g) in enumerate(rows[rows["kept"]].groupby("defend", sort=True)):
+    kept = rows[rows["kept"]]
+    kept = kept.assign(series=[defense_series(r) for r in kept.itertuples()])
+    for i, (defend, g) in enumerate(kept.groupby("series", sort=True)):
         g = g.sort_values("defend_arg")
         # One marker shape per defense, largest first: where two defenses land on one point (dp and dpsgd
         # did), the later smaller marker leaves the earlier one's edge visible.

@@ -377,3 +377,16 @@ def test_original_vs_pruned_table_orders_settings_and_says_what_is_unresolvable(
     assert t["note"].iloc[0] == "2000 non-members: TPR at 0.01 % FPR is the TPR at FPR 0"
     assert report.resolution_note(20_000) == ""
     assert report.resolution_note(1000) == "1000 non-members: TPR at 0.1 % and 0.01 % FPR is the TPR at FPR 0"
+
+
+def test_artifact_mode_is_its_own_series_in_the_defense_figures(results):
+    """dp as the artifact ran it (--defense_mode artifact) and our dp at the same sigma are two series, not
+    two points of one line (Figs 16-19 compare them)."""
+    trade = report.defense_tradeoff(results[0])
+    assert trade["defense_mode"].isna().all()  # the fixture's records predate schema 4
+    rows = trade[(trade["pruner_name"] == "l1unstructure") & (trade["attack"] == "samia") & ~trade["adaptive"]]
+    ours = rows[rows["defend"] == "dpsgd"].assign(defend="dp", defense_mode="fixed")
+    artifact = ours.assign(defense_mode="artifact", victim_test_acc=ours["victim_test_acc"] - 5)
+    panel = report.defense_panel(pd.concat([ours, artifact]), rows, "non-adaptive samia attack")
+    lines = {s.label: len(s.x) for s in panel.series}
+    assert lines == {"dp": 1, "dp (artifact)": 1, "basic (no defense)": 1}
