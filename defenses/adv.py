@@ -159,5 +159,5 @@ class AdvReg(Defense):
         return super().train_step(model, optimizer, x, y, epoch)
 
     def summary(self) -> dict[str, Any]:
-        return {"defense_mode": self.mode, "adversary_steps": self.adversary_steps,
-                "classifier_steps": self.classifier_steps}
+        return super().summary() | {"adversary_steps": self.adversary_steps,
+                                    "classifier_steps": self.classifier_steps}

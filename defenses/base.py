@@ -107,6 +107,7 @@ class Defense(TrainHooks):
     uses: ClassVar[dict[str, str]] = {}   # constructor keyword -> DefenseOptions field it is given
     needs_mem_scores: ClassVar[bool] = False  # True: the experiment must set DefenseOptions.mem_scores
     modes: ClassVar[tuple[str, ...]] = ("fixed",)  # ("fixed", "artifact"): it can also run as the artifact did
+    mode: str = MODES[0]  # the mode this instance runs in (set by the defenses with several)
 
     @classmethod
     def folder_options(cls, options: DefenseOptions) -> tuple[tuple[str, float | str], ...]:
@@ -116,9 +117,10 @@ class Defense(TrainHooks):
         return (("defense_mode", options.defense_mode),) if options.defense_mode != MODES[0] else ()
 
     def summary(self) -> dict[str, Any]:
-        """What the finished fine-tuning adds to the checkpoint and the results record (DP-SGD: epsilon over
-        every step run); called once after training."""
-        return {}
+        """What the finished fine-tuning adds to the checkpoint and the results record: a defense's mode
+        (nothing for basic, which is Defense itself), and what subclasses add (DP-SGD: epsilon over every
+        step run); called once after training."""
+        return {} if type(self) is Defense else {"defense_mode": self.mode}
 
     @classmethod
     def create(cls, arg: float | None, options: DefenseOptions) -> Defense:

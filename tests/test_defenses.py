@@ -415,6 +415,7 @@ def test_each_defense_fits_two_epochs(name: str) -> None:
                  hooks=hooks, generator=gen())
     assert result.epochs_run == 2 and math.isfinite(result.test_loss)
     assert hooks.name == name
+    assert hooks.summary().get("defense_mode") == (None if name == "basic" else "fixed")  # records say the mode
 
 
 def test_create_defense_validates_name_and_argument() -> None:
