@@ -15,6 +15,7 @@ import defenses
 import pruner
 from config import Config, load_config
 from defenses import DefenseOptions
+from defenses.base import ACCOUNTANTS, MODES
 from errors import UserError
 from experiment import RunOptions
 from setting import ModelSetting
@@ -79,6 +80,21 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dp_clip", type=float, default=1.0, help="dp / dpsgd clipping norm (default 1.0)")
     p.add_argument("--dp_delta", type=float, default=1e-5, help="dpsgd delta at which epsilon is reported "
                                                                 "(default 1e-5)")
+    dp = DefenseOptions()
+    p.add_argument("--dp_lr", type=float, default=None,
+                   help="dp / dpsgd SGD learning rate (default: the defense's own, dp 0.005, dpsgd 0.05)")
+    p.add_argument("--dp_momentum", type=float, default=dp.dp_momentum,
+                   help=f"dp / dpsgd SGD momentum (default {dp.dp_momentum:g})")
+    p.add_argument("--dp_steps_per_epoch", type=int, default=dp.dp_steps_per_epoch,
+                   help="dp / dpsgd noisy steps per fine-tuning epoch (default 0: N // batch_size, one expected "
+                        "pass over the training split)")
+    p.add_argument("--dp_accountant", default=dp.dp_accountant, choices=ACCOUNTANTS,
+                   help="dpsgd's privacy accountant: rdp (Renyi DP) or prv (privacy loss random variables, "
+                        f"tighter) (default {dp.dp_accountant})")
+    p.add_argument("--defense_mode", default=dp.defense_mode, choices=MODES,
+                   help="fixed (default), or artifact: " + " and ".join(d.name for d in defenses.DEFENSES
+                                                                          if "artifact" in d.modes)
+                        + " as the artifact ran them (README differences 13, 14)")
     wemem = DefenseOptions()
     p.add_argument("--stride", type=int, default=wemem.stride,
                    help=f"WeMem window defenses: ranks the window moves per epoch (default {wemem.stride})")
@@ -105,9 +121,13 @@ def setting_of(ns: argparse.Namespace) -> ModelSetting:
     return setting
 
 
-def defense_options(ns: argparse.Namespace) -> DefenseOptions:
-    return DefenseOptions(dp_clip=ns.dp_clip, dp_delta=ns.dp_delta, stride=ns.stride, width=ns.width,
-                          mem_thre=ns.mem_thre, weight_decay_mem=ns.weight_decay_mem)
+def defense_options(ns: argparse.Namespace, cfg: Config | None = None) -> DefenseOptions:
+    """The defense options of the flags; with the config, also what the experiment supplies from it (the
+    config's epochs, which dp's artifact mode multiplies its steps by)."""
+    return DefenseOptions(dp_clip=ns.dp_clip, dp_delta=ns.dp_delta, dp_lr=ns.dp_lr, dp_momentum=ns.dp_momentum,
+                          dp_steps_per_epoch=ns.dp_steps_per_epoch, dp_accountant=ns.dp_accountant,
+                          defense_mode=ns.defense_mode, stride=ns.stride, width=ns.width, mem_thre=ns.mem_thre,
+                          weight_decay_mem=ns.weight_decay_mem, config_epochs=cfg.epochs if cfg else 0)
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None

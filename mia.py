@@ -83,7 +83,7 @@ def attack_setting(ns: argparse.Namespace, cfg: Config) -> AttackSetting:
         raise UserError("--original attacks the unpruned victim, which has no defense", "drop --defend")
     if ns.adaptive and not victim.defended:
         raise UserError("--adaptive needs --defend", "adaptive shadows are fine-tuned with the victim's defense")
-    check_setting(cfg, victim, defense_options(ns))
+    check_setting(cfg, victim, defense_options(ns, cfg))
     if ns.shadow_pruner_name:
         pruner.validate_pruner_name(ns.shadow_pruner_name)
     if ns.shadow_prune_sparsity is not None and ns.shadow_prune_sparsity != 0:  # 0: the unpruned shadows
@@ -296,7 +296,10 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
         generalization_gap=generalization_gap(victim.train_acc, victim.test_acc),
         epsilon=extras.get("epsilon"), delta=extras.get("delta"), feature_seconds=feature_seconds,
         versions=versions(), defense_options=dict(v.options) or None, defense_seconds=ckpt.get("defense_seconds"),
-        prune_iter=ckpt.get("prune_iter"), split_scheme=cfg.split_scheme)
+        prune_iter=ckpt.get("prune_iter"), split_scheme=cfg.split_scheme, dp_accountant=extras.get("accountant"),
+        dp_steps=extras.get("dp_steps"), privacy_note=extras.get("privacy_note"),
+        defense_mode=extras.get("defense_mode"), pretrained_test_acc=ckpt.get("pretrained_test_acc"),
+        pruned_test_acc=ckpt.get("pruned_test_acc"))
 
 
 def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np.ndarray, out: Path,

@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--original", action="store_true", help="references of the unpruned victim")
     ns, opts, cfg = parse(parser)
     setting = ORIGINAL if ns.original else setting_of(ns)
-    options = defense_options(ns)
+    options = defense_options(ns, cfg)
     check_setting(cfg, setting, options)
     name = setting.prefix or "original"
     exp = open_experiment(opts, cfg, f"refs_{name}.log")

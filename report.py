@@ -269,11 +269,13 @@ def defense_tradeoff(df: pd.DataFrame) -> pd.DataFrame:
     attack accuracy is higher than Basic's. Without a Basic record the rule cannot apply: kept, with a reason.
     """
     on = ["config", "pruner_name", "prune_sparsity", "attack"]
-    cols = ["config", "pruner_name", "prune_sparsity", "defend", "defend_arg", "adaptive", "epsilon", "attack",
-            "setting", "victim_test_acc", "paper_acc", "basic_test_acc", "basic_paper_acc", "kept", "reason"]
+    cols = ["config", "pruner_name", "prune_sparsity", "defend", "defense_mode", "defend_arg", "adaptive", "epsilon",
+            "attack", "setting", "victim_test_acc", "paper_acc", "basic_test_acc", "basic_paper_acc", "kept", "reason"]
     d = df[defended(df) & ~unknown(df)]
     if d.empty:
         return pd.DataFrame(columns=cols)
+    if "defense_mode" not in d:  # records before schema 4
+        d = d.assign(defense_mode=None)
     basic = plain(df)
     basic = basic[~basic["original"]].drop_duplicates(on, keep="last")[on + ["victim_test_acc", "paper_acc"]] \
         .rename(columns={"victim_test_acc": "basic_test_acc", "paper_acc": "basic_paper_acc"})
@@ -952,10 +954,18 @@ def defense_label(row: Any) -> str:
 DEFENSE_MARKERS = ("s", "o", "^", "D", "v", "P", "X")
 
 
+def defense_series(row: Any) -> str:
+    """`dp`, or `dp (artifact)` for a defense run as the artifact ran it (--defense_mode artifact)."""
+    mode = getattr(row, "defense_mode", None)
+    return f"{row.defend} ({mode})" if isinstance(mode, str) and mode != "fixed" else str(row.defend)
+
+
 def defense_panel(rows: pd.DataFrame, basic: pd.DataFrame, title: str) -> Panel:
     """Kept defended settings per defense (labels: the defense argument), Basic as a star."""
     series = []
-    for i, (defend, g) in enumerate(rows[rows["kept"]].groupby("defend", sort=True)):
+    kept = rows[rows["kept"]]
+    kept = kept.assign(series=[defense_series(r) for r in kept.itertuples()])
+    for i, (defend, g) in enumerate(kept.groupby("series", sort=True)):
         g = g.sort_values("defend_arg")
         # One marker shape per defense, largest first: where two defenses land on one point (dp and dpsgd
         # did), the later smaller marker leaves the earlier one's edge visible.
@@ -1148,8 +1158,8 @@ def iterative(df: pd.DataFrame) -> pd.Series:
 
 def wemem_defense(row: pd.Series) -> str:
     """`base`, `ppb 4`, `slide_re s1-w15`: the defense with its argument and folder options."""
-    found = {str(k).split(".", 1)[1]: float(v) for k, v in row.items()
-             if str(k).startswith("defense_options.") and pd.notna(v)}
+    found = {str(k).split(".", 1)[1]: v if isinstance(v, str) else float(v) for k, v in row.items()
+             if str(k).startswith("defense_options.") and pd.notna(v)}  # a mode is a word ("artifact")
     order = [*OPTION_SHORT, *sorted(set(found) - set(OPTION_SHORT))]  # flag order (JSON keys come sorted)
     options = tuple((k, found[k]) for k in order if k in found)
     arg = f" {row['defend_arg']:g}" if pd.notna(row.get("defend_arg")) else ""

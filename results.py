@@ -17,7 +17,9 @@ from typing import Any
 from errors import UserError
 from storage import append_jsonl
 
-SCHEMA_VERSION = 3  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings
+SCHEMA_VERSION = 4  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings;
+# 4: epsilon over every DP-SGD step run (version 3's was the best epoch's) with its accountant, the private
+# fine-tuning's steps and privacy note, the defense mode, and the test accuracy before / right after pruning
 # field name -> JSON key, where the JSON key is not a Python identifier
 JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr", "tpr_at_0_01pct_fpr": "tpr_at_0.01pct_fpr",
               "tpr_at_0_1pct_fpr_ci_low": "tpr_at_0.1pct_fpr_ci_low",
@@ -93,6 +95,16 @@ class AttackRecord:
     defense_seconds: float | None = None
     prune_iter: int | None = None
     split_scheme: str | None = None
+    # version 4: `epsilon` covers every private step run (the checkpoint was chosen after all of them), by
+    # `dp_accountant` ("rdp" / "prv") over `dp_steps` steps; `privacy_note` says what it does not cover;
+    # `defense_mode` "fixed" / "artifact" (dp, adv); the victim's test accuracy before pruning and right
+    # after it (one-shot), so the fine-tuning's recovery is victim_test_acc - pruned_test_acc
+    dp_accountant: str | None = None
+    dp_steps: int | None = None
+    privacy_note: str | None = None
+    defense_mode: str | None = None
+    pretrained_test_acc: float | None = None
+    pruned_test_acc: float | None = None
     version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

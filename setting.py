@@ -1,7 +1,8 @@
 """Which model: the typed name of an original, pruned or pruned-and-defended model (DESIGN §9).
 
 One `ModelSetting` gives the artifact's folder prefix `<pruner>_<sparsity>[_<defend>[_<arg>][_<options>]]`
-(options: a WeMem defense's hyper-parameters, e.g. `_slide_ml2_s1-w15-thr0.6-wdm0.1`), the model's
+(options: a WeMem defense's hyper-parameters, e.g. `_slide_ml2_s1-w15-thr0.6-wdm0.1`; private fine-tuning's
+non-default optimiser and the artifact mode, e.g. `_dp_0.1_artifact`), the model's
 folder for the victim or a shadow, and the prune.py flags that make it. prune.py, mia.py, grid.py and
 report.py share it, so no script builds or parses a prefix string by hand. No torch import: the grid and
 the report use it too.
@@ -19,15 +20,22 @@ def fmt_number(v: float) -> str:
     return repr(float(v))
 
 
-# Folder spelling of the defense options (WeMem's: stride, width, risk threshold, risky weight decay);
+# Folder spelling of the defense options (WeMem's: stride, width, risk threshold, risky weight decay; private
+# fine-tuning's learning rate, momentum and steps per epoch; the artifact mode, spelled by its value alone);
 # an option not listed is spelled by its own name.
-OPTION_SHORT = {"stride": "s", "width": "w", "mem_thre": "thr", "weight_decay_mem": "wdm"}
-Options = tuple[tuple[str, float], ...]
+OPTION_SHORT = {"stride": "s", "width": "w", "mem_thre": "thr", "weight_decay_mem": "wdm", "dp_lr": "lr",
+                "dp_momentum": "mom", "dp_steps_per_epoch": "steps", "defense_mode": ""}
+Options = tuple[tuple[str, float | str], ...]
+
+
+def fmt_option(v: float | str) -> str:
+    """A number with :g (keeps 50 an integer and 5e-4 readable); a word (a mode) as it is."""
+    return v if isinstance(v, str) else f"{v:g}"
 
 
 def options_suffix(options: Options) -> str:
-    """`s50-w500-thr0.6-wdm0.0005`: every option with its value (:g keeps 50 an integer and 5e-4 readable)."""
-    return "-".join(f"{OPTION_SHORT.get(k, k)}{v:g}" for k, v in options)
+    """`s50-w500-thr0.6-wdm0.0005`, `lr0.01-artifact`: every option with its value."""
+    return "-".join(f"{OPTION_SHORT.get(k, k)}{fmt_option(v)}" for k, v in options)
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ class ModelSetting:
         if self.defend:
             out += f" --defend {self.defend}" + (f" --defend_arg {self.defend_arg:g}" if self.defend_arg is not None
                                                  else "")
-        return out + "".join(f" --{k} {v:g}" for k, v in self.options)
+        return out + "".join(f" --{k} {fmt_option(v)}" for k, v in self.options)
 
     def make_script(self) -> str:
         """The step that makes this model: pretrain.py for originals, prune.py otherwise."""

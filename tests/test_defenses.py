@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from torch import nn
 from torch.nn.utils import prune
 
 from defenses import DEFENSES, Defense, DefenseOptions, create_defense
-from defenses.adv import AdvReg, attack_features
-from defenses.dp import DPSGD, MicrobatchDP
+from defenses.adv import AdvReg, attack_features, loader_batches
+from defenses.dp import DPSGD, MicrobatchDP, poisson_batches
 from defenses.ppb import ppb_loss
 from defenses.relaxloss import relax_loss
 from errors import UserError
@@ -156,7 +156,7 @@ def test_dpsgd_step_equals_loop_of_clipped_per_sample_gradients() -> None:
     model = pruned_bn_mlp()
     data = make_split(40, dtype=torch.float64)
     cfg = TrainConfig(epochs=1, batch_size=10, lr=1.0, weight_decay=0.0)
-    hooks = DPSGD(sigma=0.0, clip=1e-3)
+    hooks = DPSGD(sigma=0.0, clip=1e-3, lr=1.0)  # the step is the DP lr, not the config's
     hooks.setup(model, data, cfg, gen())
     hooks.chunk = 3  # several vmap chunks for 7 samples, the last one partial
     optimizer = hooks.make_optimizer(model, cfg)
@@ -230,6 +230,46 @@ def test_dpsgd_epsilon_matches_rdp_analysis() -> None:
     assert create_defense("dpsgd", 0.0).epsilon() == math.inf
 
 
+def opacus_epsilon(accountant: type, sigma: float, q: float, steps: int, delta: float) -> float:
+    """Opacus' own accountant fed the whole run at once: `steps` steps at (sigma, q)."""
+    acc = accountant()
+    acc.history = [(sigma, q, steps)]
+    return float(acc.get_epsilon(delta))
+
+
+@pytest.mark.parametrize("accountant, opacus_class", [("rdp", RDPAccountant), ("prv", PRVAccountant)])
+def test_dpsgd_epsilon_counts_every_step_run_not_the_best_epochs(accountant: str, opacus_class: type) -> None:
+    """The issue's run: N 1350, B 128 (q 128/1350, 10 steps an epoch), sigma 1; the dev accuracy never improves
+    after epoch 1 (a step of 1e-9 changes nothing), so early stopping (5) runs 7 epochs and releases epoch 1.
+    The released weights were chosen after all 70 steps: epsilon 6.42 (RDP) / 5.67 (PRV), not epoch 1's 3.31."""
+    n, q = 1350, 128 / 1350
+    hooks = create_defense("dpsgd", 1.0, DefenseOptions(dp_lr=1e-9, dp_accountant=accountant))
+    result = fit(mlp(), make_split(n), TrainConfig(epochs=20, batch_size=128, early_stop=5, progress=False),
+                 hooks=hooks, generator=gen())
+    assert (result.best_epoch, result.epochs_run) == (1, 7)
+    summary = hooks.summary()
+    assert summary["dp_steps"] == 70 and summary["accountant"] == accountant and summary["delta"] == 1e-5
+    assert summary["sample_rate"] == q and summary["noise_multiplier"] == 1.0
+    assert summary["epsilon"] == pytest.approx(opacus_epsilon(opacus_class, 1.0, q, 70, 1e-5), rel=1e-6)
+    assert summary["epsilon"] == pytest.approx({"rdp": 6.42, "prv": 5.67}[accountant], abs=0.01)
+    assert result.extras["epsilon"] == pytest.approx(opacus_epsilon(opacus_class, 1.0, q, 10, 1e-5), rel=1e-6)
+    assert result.extras["epsilon"] < summary["epsilon"] - 2  # best epoch's 3.31 (RDP) understated it
+    assert "pretrained weights saw the same members without DP" in summary["privacy_note"]
+    assert "dev split" in summary["privacy_note"]
+
+
+def test_dp_options_name_the_optimiser_and_the_steps_per_epoch() -> None:
+    """DP's own SGD: --dp_lr (the defense's default when unset), --dp_momentum; the config's lr is not used."""
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, weight_decay=5e-4)
+    for name, options, lr, momentum in [("dp", DefenseOptions(), 0.005, 0.9), ("dpsgd", DefenseOptions(), 0.05, 0.9),
+                                        ("dpsgd", DefenseOptions(dp_lr=0.2, dp_momentum=0.0), 0.2, 0.0)]:
+        hooks = create_defense(name, None, options)
+        group = hooks.make_optimizer(mlp(), cfg).param_groups[0]
+        assert (group["lr"], group["momentum"], group["weight_decay"]) == (lr, momentum, 5e-4)
+    hooks = create_defense("dp", None, DefenseOptions(dp_steps_per_epoch=5))
+    assert len(list(hooks.batches(64, 16, gen()))) == 5  # instead of 64 // 16 = 4
+
+
 # ---------------------------------------------------------------- DP (the artifact's microbatch DPSGD)
 
 def test_microbatch_dp_step_equals_hand_loop() -> None:
@@ -237,7 +277,7 @@ def test_microbatch_dp_step_equals_hand_loop() -> None:
     data = make_split(256, dtype=torch.float64)
     cfg = TrainConfig(epochs=1, batch_size=128, lr=1.0, weight_decay=0.0)
     clip = 1e-2
-    hooks = MicrobatchDP(sigma=0.0, clip=clip)
+    hooks = MicrobatchDP(sigma=0.0, clip=clip, lr=1.0)
     hooks.setup(model, data, cfg, gen())
     optimizer = hooks.make_optimizer(model, cfg)
     x, y = data.train_x[:130], data.train_y[:130]  # two microbatches of 64; the last 2 rows are dropped
@@ -259,6 +299,37 @@ def test_dp_epoch_is_one_expected_pass() -> None:
     assert len(sizes) == 10 and 700 < sum(sizes) < 1300
 
 
+def test_dp_artifact_mode_runs_the_artifacts_steps_optimiser_and_eval_mode() -> None:
+    """prune_dp.py: len(train) // B x epochs (the config's) Poisson draws per fine-tuning epoch, here
+    100 // 32 = 3 x 4 = 12; the config's lr without momentum; microbatches of B // 2 = 16; train mode in epoch 0
+    only (the artifact called train() once, and its evaluation left the model in eval mode)."""
+    data = make_split(100)
+    hooks = create_defense("dp", 0.1, DefenseOptions(defense_mode="artifact", config_epochs=4))
+    assert len(list(hooks.batches(100, 32, gen()))) == 12
+    model = mlp(dropout=0.1)
+    modes: dict[int, set[bool]] = {}  # epoch -> the classifier's modes in its training forwards
+    epoch_now = [0]
+    hooks.begin_epoch = lambda epoch: epoch_now.__setitem__(0, epoch)  # type: ignore[method-assign]
+    model.register_forward_hook(
+        lambda m, i, o: modes.setdefault(epoch_now[0], set()).add(m.training) if torch.is_grad_enabled() else None)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-3, early_stop=10, progress=False)
+    result = fit(model, data, cfg, hooks=hooks, generator=gen())
+    assert result.epochs_run == 2 and hooks.steps == 2 * 12
+    assert hooks.microbatch == 16 and hooks.summary()["dp_steps_per_epoch"] == 12
+    group = hooks.make_optimizer(model, cfg).param_groups[0]
+    assert (group["lr"], group["momentum"]) == (1e-3, 0.0)
+    assert modes == {0: {True}, 1: {False}}
+    assert hooks.summary()["defense_mode"] == "artifact"
+
+
+def test_artifact_poisson_sampler_skips_empty_draws() -> None:
+    """pyvacy's IIDBatchSampler yields only non-empty draws; the fixed mode takes a noise-only step on them."""
+    draws = [len(b) for b in poisson_batches(1000, 1, gen(), steps=200)]  # q = 1/1000: ~37% of draws empty
+    kept = [len(b) for b in poisson_batches(1000, 1, gen(), steps=200, skip_empty=True)]
+    assert len(draws) == 200 and draws.count(0) > 40
+    assert kept == [d for d in draws if d > 0]  # the same draws, the empty ones left out
+
+
 # ---------------------------------------------------------------- ADV
 
 def test_adv_alternates_adversary_and_classifier_every_batch() -> None:
@@ -274,6 +345,41 @@ def test_adv_alternates_adversary_and_classifier_every_batch() -> None:
     assert calls == ([(False, False)] * 2 + [(True, True)]) * 4
     assert (hooks.adversary_steps, hooks.classifier_steps) == (8, 4)
     assert model.training
+
+
+def test_adv_artifact_mode_makes_7_adversary_steps_then_one_classifier_step_per_epoch() -> None:
+    """base_model.train_defend_adv: per epoch 7 steps of h (classifier in eval mode, no grad), then ONE
+    classifier step on one batch; h Xavier-initialised (zero biases) as the artifact's BaseModel did."""
+    model, data = mlp(dropout=0.1), make_split(100)
+    hooks = create_defense("adv", 1.0, DefenseOptions(defense_mode="artifact"))
+    cfg = TrainConfig(epochs=3, batch_size=32, early_stop=10, progress=False)
+    hooks.setup(model, data, cfg, gen())
+    calls: list[tuple[bool, bool]] = []
+    model.register_forward_hook(lambda m, i, o: calls.append((m.training, torch.is_grad_enabled())))
+    linear = [m for m in hooks.adversary.modules() if isinstance(m, nn.Linear)]
+    assert all(torch.all(m.bias == 0) for m in linear)  # PyTorch's default init draws non-zero biases
+    first = linear[0].weight.detach()
+    assert float(first.std()) == pytest.approx(math.sqrt(2 / (first.shape[0] + first.shape[1])), rel=0.05)
+    optimizer = hooks.make_optimizer(model, cfg)
+    for epoch in range(3):
+        train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg, generator=gen(epoch),
+                        epoch=epoch)
+    assert calls == ([(False, False)] * 7 + [(True, True)]) * 3
+    assert (hooks.adversary_steps, hooks.classifier_steps) == (21, 3)
+    assert hooks.summary() == {"defense_mode": "artifact", "adversary_steps": 21, "classifier_steps": 3}
+    assert len(list(hooks.batches(100, 32, gen()))) == 1
+
+
+def test_adv_artifact_loaders_restart_like_the_artifacts_iterators() -> None:
+    """The dev loader is not shuffled: batches from dev's first row on, restarting at its end; the training
+    loader reshuffles at each restart."""
+    dev = loader_batches(70, 32, gen(), shuffle=False)
+    assert [b.tolist() for b in (next(dev) for _ in range(4))] == [list(range(32)), list(range(32, 64)),
+                                                                  list(range(64, 70)), list(range(32))]
+    train = loader_batches(70, 32, gen(), shuffle=True)
+    first_pass = torch.cat([next(train) for _ in range(3)])
+    assert sorted(first_pass.tolist()) == list(range(70))
+    assert len(next(train)) == 32
 
 
 def adversary_accuracy(hooks: AdvReg, model: nn.Module, data: SplitTensors) -> float:
@@ -314,6 +420,7 @@ def test_each_defense_fits_two_epochs(name: str) -> None:
                  hooks=hooks, generator=gen())
     assert result.epochs_run == 2 and math.isfinite(result.test_loss)
     assert hooks.name == name
+    assert hooks.summary().get("defense_mode") == (None if name == "basic" else "fixed")  # records say the mode
 
 
 def test_create_defense_validates_name_and_argument() -> None:
@@ -330,3 +437,21 @@ def test_create_defense_validates_name_and_argument() -> None:
         create_defense("dpsgd", 1.0, DefenseOptions(dp_delta=0.0))
     with pytest.raises(UserError):
         create_defense("dp", 1.0, DefenseOptions(dp_clip=0.0))
+
+
+def test_modes_and_dp_options_are_checked() -> None:
+    """The artifact mode exists for dp and adv only; dp's artifact mode runs the artifact's optimiser, so a
+    flag for ours is an error there, not ignored; each DP option has its range."""
+    for name in ("", "ppb", "dpsgd", "relaxloss"):
+        with pytest.raises(UserError) as e:
+            create_defense(name, None, DefenseOptions(defense_mode="artifact"))
+        assert "--defense_mode artifact does not apply" in e.value.what
+    with pytest.raises(UserError) as e:
+        create_defense("dp", None, DefenseOptions(defense_mode="artifact", dp_lr=0.01))
+    assert "--dp_lr" in e.value.what
+    for bad in (DefenseOptions(dp_lr=0.0), DefenseOptions(dp_lr=math.inf), DefenseOptions(dp_momentum=1.0),
+                DefenseOptions(dp_steps_per_epoch=-1), DefenseOptions(dp_accountant="gdp"),
+                DefenseOptions(defense_mode="paper")):
+        with pytest.raises(UserError):
+            create_defense("dpsgd", 1.0, bad)
+    assert isinstance(create_defense("adv", None, DefenseOptions(defense_mode="artifact")), AdvReg)

@@ -11,6 +11,7 @@ from conftest import ROOT, run_script
 from sklearn.metrics import roc_auc_score
 
 import references
+from results import SCHEMA_VERSION
 
 FAST = ("--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1", "--n_bootstrap", "50")
@@ -79,7 +80,7 @@ def test_reference_attacks_record_the_new_fields(work: Path) -> None:
     assert records["lira_offline"]["n_references"] == 2  # the two shadows
     mia_dir = work / "result" / "digits_columnfc" / "mia" / "original"
     for name, r in records.items():
-        assert r["version"] == 3 and r["n_bootstrap"] == 50
+        assert r["version"] == SCHEMA_VERSION and r["n_bootstrap"] == 50
         assert r["auc_ci_low"] <= r["auc"] <= r["auc_ci_high"]
         assert r["tpr_at_0.1pct_fpr_ci_low"] <= r["tpr_at_0.1pct_fpr_ci_high"]
         assert r["tpr_at_0.01pct_fpr"] <= r["tpr_at_0.1pct_fpr"] <= r["tpr_at_1pct_fpr"]

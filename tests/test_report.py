@@ -439,3 +439,16 @@ def test_a_cut_short_scores_file_skips_its_figure_without_a_traceback(tmp_path: 
     path.write_bytes(data[:len(data) // 2])  # BadZipFile: the former (OSError, KeyError, ValueError) let it through
     assert report.load_npz(path, ["scores"]) is None
 
+
+
+def test_artifact_mode_is_its_own_series_in_the_defense_figures(results):
+    """dp as the artifact ran it (--defense_mode artifact) and our dp at the same sigma are two series, not
+    two points of one line (Figs 16-19 compare them)."""
+    trade = report.defense_tradeoff(results[0])
+    assert trade["defense_mode"].isna().all()  # the fixture's records predate schema 4
+    rows = trade[(trade["pruner_name"] == "l1unstructure") & (trade["attack"] == "samia") & ~trade["adaptive"]]
+    ours = rows[rows["defend"] == "dpsgd"].assign(defend="dp", defense_mode="fixed")
+    artifact = ours.assign(defense_mode="artifact", victim_test_acc=ours["victim_test_acc"] - 5)
+    panel = report.defense_panel(pd.concat([ours, artifact]), rows, "non-adaptive samia attack")
+    lines = {s.label: len(s.x) for s in panel.series}
+    assert lines == {"dp": 1, "dp (artifact)": 1, "basic (no defense)": 1}

@@ -1,4 +1,5 @@
-"""The results schema: version 3's new fields round-trip under their JSON names; older records still load."""
+"""The results schema: version 3's and 4's new fields round-trip under their JSON names; older records still
+load."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +7,15 @@ from pathlib import Path
 from results import SCHEMA_VERSION, AttackRecord, read_records
 
 
-def test_version_3_fields_round_trip_and_version_2_records_load() -> None:
-    assert SCHEMA_VERSION == 3
+def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:
+    assert SCHEMA_VERSION == 4
     record = AttackRecord(config="c", setting="original", attack="lira_online", original=True, paper_acc=60.0,
                           tpr_at_0_01pct_fpr=0.5, tpr_at_0_1pct_fpr_ci_low=1.0, tpr_at_0_1pct_fpr_ci_high=4.0,
-                          auc_ci_low=70.0, auc_ci_high=75.0, n_bootstrap=200, n_references=16)
+                          auc_ci_low=70.0, auc_ci_high=75.0, n_bootstrap=200, n_references=16,
+                          epsilon=6.42, delta=1e-5, dp_accountant="rdp", dp_steps=70, privacy_note="note",
+                          defense_mode="fixed", pretrained_test_acc=65.0, pruned_test_acc=62.7)
     data = record.to_json()
+    assert data["dp_accountant"] == "rdp" and data["dp_steps"] == 70 and data["pruned_test_acc"] == 62.7
     assert data["tpr_at_0.01pct_fpr"] == 0.5 and data["tpr_at_0.1pct_fpr_ci_high"] == 4.0
     assert "tpr_at_0_01pct_fpr" not in data
     assert AttackRecord.from_json(data) == record
@@ -20,6 +24,7 @@ def test_version_3_fields_round_trip_and_version_2_records_load() -> None:
     loaded = AttackRecord.from_json(old)
     assert loaded.version == 2 and loaded.tpr_at_0_1pct_fpr == 2.0
     assert loaded.tpr_at_0_01pct_fpr is None and loaded.auc_ci_low is None and loaded.n_references is None
+    assert loaded.dp_accountant is None and loaded.defense_mode is None
     assert loaded.extra == {}
 
 

@@ -64,3 +64,26 @@ def test_sparsity_zero_is_the_unpruned_model_on_either_side() -> None:
     assert orig_shadows.name == "l1unstructure_0.6_shadow_original"
     assert AttackSetting.of(ModelSetting.original(), shadow_sparsity=0).name == "original"
     assert AttackSetting.of(pruned, shadow_sparsity=0.6, shadow_pruner_name="l1unstructure").name == "l1unstructure_0.6"
+
+
+def test_dp_options_and_modes_name_their_folders_and_flags() -> None:
+    """Non-default DP optimiser settings and the artifact mode join the folder name (so they never share a
+    folder with the defaults); a default, given or not, does not; `flags()` names the same model again."""
+    from cli import add_setting_flags, base_parser, setting_of
+
+    parser = base_parser("test")
+    add_setting_flags(parser)
+
+    def setting(*flags: str) -> ModelSetting:
+        return setting_of(parser.parse_args(["c.json", "--prune_sparsity", "0.6", *flags]))
+
+    assert setting("--defend", "dp").prefix == "l1unstructure_0.6_dp_0.1"
+    assert setting("--defend", "dp", "--dp_lr", "0.005", "--dp_momentum", "0.9").prefix == "l1unstructure_0.6_dp_0.1"
+    assert setting("--defend", "dp", "--defense_mode", "artifact").prefix == "l1unstructure_0.6_dp_0.1_artifact"
+    assert setting("--defend", "adv", "--defense_mode", "artifact").prefix == "l1unstructure_0.6_adv_4.0_artifact"
+    tuned = setting("--defend", "dpsgd", "--dp_lr", "0.01", "--dp_momentum", "0", "--dp_steps_per_epoch", "20")
+    assert tuned.prefix == "l1unstructure_0.6_dpsgd_1.0_lr0.01-mom0-steps20"
+    assert setting("--defend", "dpsgd", "--dp_accountant", "prv").prefix == "l1unstructure_0.6_dpsgd_1.0"
+    for model in (tuned, setting("--defend", "dp", "--defense_mode", "artifact")):
+        assert setting(*model.flags().split()[4:]) == model  # the flags after pruner and sparsity
+    assert "--defense_mode artifact" in setting("--defend", "dp", "--defense_mode", "artifact").flags()

@@ -139,4 +139,47 @@ def test_each_defense_runs_adaptive_and_not(work: Path, defense: str, arg: str) 
     records = [json.loads(line) for line in lines]
     mine = [r for r in records if r["defend"] == defense]
     assert {r["adaptive"] for r in mine} == {False, True} and all(r["defend_arg"] == float(arg) for r in mine)
-    assert (work / "result" / "digits_columnfc" / f"l1unstructure_0.6_{defense}_{float(arg)}_model").is_dir()
+    folder = work / "result" / "digits_columnfc" / f"l1unstructure_0.6_{defense}_{float(arg)}_model"
+    assert folder.is_dir()
+    if defense == "dpsgd":  # epsilon over every step run (Opacus' RDP accountant, fed independently), recorded
+        from opacus.accountants import RDPAccountant
+        ckpt = torch.load(folder / "best.pth", weights_only=False)
+        extras = ckpt["extras"]
+        assert extras["dp_steps"] == ckpt["epochs_run"] * (403 // 128)  # 403 training rows, batches of 128
+        accountant = RDPAccountant()
+        accountant.history = [(1.0, 128 / 403, extras["dp_steps"])]
+        assert extras["epsilon"] == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-6)
+        assert f"epsilon {extras['epsilon']:.2f} (rdp, all {extras['dp_steps']} steps)" in out.stdout + \
+            (work / "log" / "digits_columnfc" / "prune_l1unstructure_0.6_dpsgd_1.0.log").read_text()
+        for r in mine:
+            assert (r["epsilon"], r["delta"], r["dp_accountant"], r["dp_steps"]) == \
+                (extras["epsilon"], 1e-5, "rdp", extras["dp_steps"])
+            assert "without DP" in r["privacy_note"] and r["pruned_test_acc"] == ckpt["pruned_test_acc"]
+
+
+@pytest.mark.parametrize("defense", ["dp", "adv"])
+def test_artifact_modes_name_their_folders_and_records(work: Path, defense: str) -> None:
+    """`--defense_mode artifact`: the artifact's dp ((403 // 128) x 3 config epochs draws per fine-tuning
+    epoch) and adv (7 adversary steps, 1 classifier step per epoch) in their own folders and records."""
+    common = ("--prune_sparsity", "0.6")
+    assert steps(work, "prune.py", "digits_columnfc", *common).returncode == 0  # the non-adaptive shadows
+    out = steps(work, "prune.py", "digits_columnfc", *common, "--defend", defense, "--defense_mode", "artifact")
+    assert out.returncode == 0, out.stderr
+    arg = {"dp": "0.1", "adv": "4.0"}[defense]
+    folder = work / "result" / "digits_columnfc" / f"l1unstructure_0.6_{defense}_{arg}_artifact_model"
+    ckpt = torch.load(folder / "best.pth", weights_only=False)
+    extras, epochs = ckpt["extras"], ckpt["epochs_run"]
+    assert extras["defense_mode"] == "artifact" and ckpt["defense_options"] == {"defense_mode": "artifact"}
+    if defense == "dp":
+        assert extras["dp_steps"] == epochs * (403 // 128) * 3 and extras["dp_lr"] == 1e-3  # FAST: epochs 3
+    else:
+        assert (extras["adversary_steps"], extras["classifier_steps"]) == (7 * epochs, epochs)
+    out = steps(work, "mia.py", "digits_columnfc", *common, "--attacks", "threshold", "--defend", defense,
+                "--defense_mode", "artifact")
+    assert out.returncode == 0, out.stderr
+    lines = (work / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines()
+    record = [json.loads(line) for line in lines][-1]
+    assert record["setting"] == f"l1unstructure_0.6_{defense}_{arg}_artifact" and record["defense_mode"] == "artifact"
+    line = one_error_line(steps(work, "prune.py", "digits_columnfc", *common, "--defend", "ppb", "--defense_mode",
+                                "artifact"))
+    assert "--defense_mode artifact does not apply to ppb" in line
