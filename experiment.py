@@ -143,7 +143,11 @@ class Experiment:
     @property
     def pool(self) -> datasets.Pool:
         if self.data is None:
-            self.data = load_pool(self.cfg, self.opts, self.device, self.splits)
+            # first used between a model's seeding and its training: loading must not move any random stream
+            state = np.random.get_state()
+            with torch.random.fork_rng(devices=[]):
+                self.data = load_pool(self.cfg, self.opts, self.device, self.splits)
+            np.random.set_state(state)
         return self.data
 
     @property
@@ -401,16 +405,16 @@ def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, make_split:
     configure_backends(opts.fast, opts.threads)
     log.info(f"Arguments: {' '.join(opts.words())}")
     log.info(f"Save Folder: {result_dir(cfg)}")
-    device = resolve_device(opts.device)
     path = split_file(cfg)
     if make_split and needs_new_split(cfg, opts.overwrite):
-        pool = read_pool(cfg, opts)
+        pool = read_pool(cfg, opts)  # before the device: a machine without the data says so first
+        device = resolve_device(opts.device)
         splits = datasets.splits_for(len(pool.y), path, seed=cfg.seed, shadow_num=cfg.shadow_num,
                                      overwrite=opts.overwrite, scheme=cfg.split_scheme, n_train=pool.n_train,
                                      **cfg.split)
         return Experiment(cfg, opts, device, to_device(pool, splits, device), splits)
     splits = datasets.read_split(path, shadow_num=cfg.shadow_num, seed=cfg.seed, scheme=cfg.split_scheme, **cfg.split)
-    return Experiment(cfg, opts, device, None, splits)
+    return Experiment(cfg, opts, resolve_device(opts.device), None, splits)
 
 
 def needs_new_split(cfg: Config, overwrite: bool) -> bool:
@@ -454,7 +458,8 @@ def to_device(pool: datasets.Pool, splits: datasets.Splits, device: torch.device
 def check_model_fits(cfg: Config, sample: torch.Tensor) -> None:
     """UserError when the config's model cannot take the data (an input_dim that the dataset accepts but the
     architecture does not, e.g. columnfc with input_dim 1 on 8x8 images), before anything is trained."""
-    model = build_model(cfg.model_name, cfg.num_cls, cfg.input_dim).eval()
+    with torch.random.fork_rng(devices=[]):  # the data load is lazy, so it may come between a model's seeding
+        model = build_model(cfg.model_name, cfg.num_cls, cfg.input_dim).eval()  # and its training: no RNG use
     try:
         with torch.no_grad():
             out = model(sample)

@@ -1,14 +1,18 @@
-"""The results schema: version 3's new fields round-trip under their JSON names; older records still load."""
+"""The results schema: version 3's and 4's new fields round-trip under their JSON names; older records still load;
+the records commit attack outputs (committed_outputs)."""
 from __future__ import annotations
 
-from results import SCHEMA_VERSION, AttackRecord
+from pathlib import Path
+
+from results import SCHEMA_VERSION, AttackRecord, append_record, committed_outputs
 
 
-def test_version_3_fields_round_trip_and_version_2_records_load() -> None:
-    assert SCHEMA_VERSION == 3
+def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:
+    assert SCHEMA_VERSION == 4
     record = AttackRecord(config="c", setting="original", attack="lira_online", original=True, paper_acc=60.0,
                           tpr_at_0_01pct_fpr=0.5, tpr_at_0_1pct_fpr_ci_low=1.0, tpr_at_0_1pct_fpr_ci_high=4.0,
-                          auc_ci_low=70.0, auc_ci_high=75.0, n_bootstrap=200, n_references=16)
+                          auc_ci_low=70.0, auc_ci_high=75.0, n_bootstrap=200, n_references=16,
+                          provenance={"model_id": "ab", "settings": "cd", "parents": {"victim": "ef"}})
     data = record.to_json()
     assert data["tpr_at_0.01pct_fpr"] == 0.5 and data["tpr_at_0.1pct_fpr_ci_high"] == 4.0
     assert "tpr_at_0_01pct_fpr" not in data
@@ -19,3 +23,15 @@ def test_version_3_fields_round_trip_and_version_2_records_load() -> None:
     assert loaded.version == 2 and loaded.tpr_at_0_1pct_fpr == 2.0
     assert loaded.tpr_at_0_01pct_fpr is None and loaded.auc_ci_low is None and loaded.n_references is None
     assert loaded.extra == {}
+
+
+def test_committed_outputs_are_the_ids_that_readable_records_name(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    assert committed_outputs(path) == set()
+    for output in ("a1", "b2"):
+        append_record(path, AttackRecord(config="c", setting="original", attack="samia", original=True,
+                                         paper_acc=50.0, provenance={"model_id": output}))
+    append_record(path, AttackRecord(config="c", setting="original", attack="samia", original=True, paper_acc=50.0))
+    with open(path, "ab") as f:  # a cut line and a line of bytes that are not UTF-8 commit nothing
+        f.write(b'{"provenance": {"model_id": "c3"\n\xff\xfe{"provenance": {"model_id": "d4"}}\n')
+    assert committed_outputs(path) == {"a1", "b2"}
