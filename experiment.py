@@ -206,8 +206,7 @@ class Experiment:
 
     def command(self, script: str, extra: str = "") -> str:
         """The shell command of a step on this experiment, for hints."""
-        device = self.opts.device or "auto"
-        return f"python {script} --device {device} {self.opts.config_path}{(' ' + extra) if extra else ''}"
+        return step_command(self.opts, script, extra)
 
     def make_command(self, setting: ModelSetting) -> str:
         """The command that makes the models of `setting` (pretrain.py or prune.py with its flags)."""
@@ -288,14 +287,14 @@ class Experiment:
     def expected_model(self, setting: ModelSetting, shadow: int | None,
                        options: DefenseOptions | None) -> provenance.Expected:
         return provenance.Expected(self.model_settings(setting, options), self.role_split(shadow),
-                                   self.model_parents(setting, shadow), settings_defaults())
+                                   self.model_parents(setting, shadow), settings_defaults(), model_kind(setting))
 
     def new_model_record(self, setting: ModelSetting, shadow: int | None,
                          options: DefenseOptions | None) -> dict[str, Any]:
         """The record a model being written now carries (a fresh model_id)."""
         expected = self.expected_model(setting, shadow, options)
-        return provenance.new_record("original" if setting.is_original else "pruned", expected.settings,
-                                     expected.split, {k: v for k, v in expected.parents.items() if v is not None})
+        return provenance.new_record(model_kind(setting), expected.settings, expected.split,
+                                     {k: v for k, v in expected.parents.items() if v is not None})
 
     def model_status(self, setting: ModelSetting, shadow: int | None, options: DefenseOptions | None) -> str | None:
         """For the step that makes the model: None = its checkpoint is up to date (skip it); a sentence = it is
@@ -335,7 +334,8 @@ class Experiment:
             original = self.reference_path(ModelSetting.original(), index)
             parents["original"] = record_id(checkpoint_record(original, self.command("refs.py", "--original"))
                                             if original.is_file() else None)
-        return provenance.Expected(self.model_settings(setting, options), split, parents, settings_defaults())
+        return provenance.Expected(self.model_settings(setting, options), split, parents, settings_defaults(),
+                                   model_kind(setting))
 
 
 def models_to_make(exp: Experiment, setting: ModelSetting, options: DefenseOptions | None,
@@ -363,6 +363,16 @@ def models_to_make(exp: Experiment, setting: ModelSetting, options: DefenseOptio
     elif len(todo) < len(roles):
         log.info(f"{name}: {len(roles) - len(todo)} of {len(roles)} models up to date, {len(todo)} to make")
     return todo
+
+
+def model_kind(setting: ModelSetting) -> str:
+    """The provenance kind of a model: an original or a pruned (maybe defended) one."""
+    return "original" if setting.is_original else "pruned"
+
+
+def step_command(opts: RunOptions, script: str, extra: str = "") -> str:
+    """The shell command of a step on the run's config, for hints."""
+    return f"python {script} --device {opts.device or 'auto'} {opts.config_path}{(' ' + extra) if extra else ''}"
 
 
 def record_id(record: dict[str, Any] | None) -> str | None:
@@ -413,6 +423,9 @@ def open_experiment(opts: RunOptions, cfg: Config, log_name: str, *, make_split:
                                      overwrite=opts.overwrite, scheme=cfg.split_scheme, n_train=pool.n_train,
                                      **cfg.split)
         return Experiment(cfg, opts, device, to_device(pool, splits, device), splits)
+    if not path.is_file():
+        raise UserError(f"split file {path} not found: only pretrain.py makes the split",
+                        f"make it with: {step_command(opts, 'pretrain.py')}")
     splits = datasets.read_split(path, shadow_num=cfg.shadow_num, seed=cfg.seed, scheme=cfg.split_scheme, **cfg.split)
     return Experiment(cfg, opts, resolve_device(opts.device), None, splits)
 

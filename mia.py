@@ -170,7 +170,7 @@ def expected_outputs(exp: Experiment, setting: AttackSetting, attacks: list[Atta
     split = exp.role_split(None)
     return {a.name: provenance.Expected(attack_settings(exp, setting, a), split,
                                         parents | (refs if a.reference_set == "online" else {}),
-                                        settings_defaults())
+                                        settings_defaults(), "attack")
             for a in attacks}
 
 

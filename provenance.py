@@ -137,9 +137,9 @@ def first_difference(recorded: Mapping[str, Any], expected: Mapping[str, Any],
 
 
 def shown(value: Any) -> str:
-    """A setting as a user types it: 0.01, 5, adam, true; an absent one as 'no record of it'."""
+    """A setting as a user types it: 0.01, 5, adam, true, null."""
     if value is None:
-        return "no record of it"
+        return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -159,6 +159,7 @@ class Expected:
     split: dict[str, Any] | None
     parents: dict[str, str | None] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    kind: str | None = None  # the record's kind it must be (None: any)
 
 
 def verify(what: str, record: Mapping[str, Any] | None, expected: Expected, remedy: str,
@@ -169,6 +170,9 @@ def verify(what: str, record: Mapping[str, Any] | None, expected: Expected, reme
     --overwrite to replace it'); `made`: the verb of the message (trained, computed, made)."""
     if not isinstance(record, Mapping) or not isinstance(record.get("settings"), Mapping):
         raise UserError(f"{what} predates settings records (nothing says which settings produced it)", remedy)
+    if expected.kind is not None and record.get("kind") != expected.kind:
+        raise UserError(f"{what} holds a {record.get('kind')} output where this run needs a {expected.kind} one",
+                        remedy)
     if expected.split is not None:
         split = record.get("split") if isinstance(record.get("split"), Mapping) else {}
         how = {k: v for k, v in expected.split.items() if k != "rows"}  # how it was drawn first: the clearer cause
@@ -186,5 +190,7 @@ def verify(what: str, record: Mapping[str, Any] | None, expected: Expected, reme
     diff = first_difference(record["settings"], expected.settings, expected.defaults)
     if diff is not None:
         key, old, new = diff
+        if old is None:
+            raise UserError(f"{what} has no record of {key}, this run asks for {shown(new)}", remedy)
         raise UserError(f"{what} was {made} with {key} {shown(old)}, this run asks for {shown(new)}", remedy)
     return None

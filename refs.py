@@ -59,7 +59,7 @@ def reference_record(exp: Experiment, setting: ModelSetting, index: int, options
     """The provenance record of reference `index` of `setting` being written now."""
     split = exp.split_of(reference_parts(exp, population, row, index))
     expected = exp.expected_reference(setting, index, options, split)
-    return provenance.new_record("original" if setting.is_original else "pruned", expected.settings, split,
+    return provenance.new_record(expected.kind or "", expected.settings, split,
                                  {k: v for k, v in expected.parents.items() if v is not None})
 
 
