@@ -84,7 +84,7 @@ def test_wemem_defense_names_its_folder_and_is_attacked_adaptively(work: Path) -
     mine = [r for r in records if r["setting"] == f"{DEFENDED}_adaptive"]
     assert mine and all(r["shadow_prefix"] == DEFENDED and r["defend"] == "slide_ml2" and r["defend_arg"] is None
                         and r["defense_seconds"] == pytest.approx(ckpt["defense_seconds"]) and r["prune_iter"] == 3
-                        and r["defense_options"] == ckpt["defense_options"] and r["version"] == 3 for r in mine)
+                        and r["defense_options"] == ckpt["defense_options"] and r["version"] == 4 for r in mine)
 
 
 def flags(*args: str):
