@@ -281,7 +281,7 @@ class Experiment:
                                          if original.is_file() else None)}
         if needs_mem_scores(setting.defend):
             scores = memscore_file(self.cfg)
-            parents["mem-scores"] = record_id(npz_record(scores) if scores.is_file() else None)
+            parents["mem-score table"] = record_id(npz_record(scores) if scores.is_file() else None)
         return parents
 
     def expected_model(self, setting: ModelSetting, shadow: int | None,
