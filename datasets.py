@@ -553,6 +553,7 @@ class Splits:
     victim_dev: np.ndarray
     victim_test: np.ndarray
     shadows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    n: int | None = None  # the pool size it was made for, when the file records it (data_index.json's made_with)
 
     def parts(self) -> list[np.ndarray]:
         return [self.victim_train, self.victim_dev, self.victim_test] + [p for s in self.shadows for p in s]
@@ -560,6 +561,9 @@ class Splits:
     def same_as(self, other: Splits) -> bool:
         mine, theirs = self.parts(), other.parts()
         return len(mine) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+
+
+SPLIT_DEFAULTS = {"victim": 0.5, "train": 0.45, "dev": 0.10, "test": 0.45}  # make_splits' defaults
 
 
 def _check_fractions(victim: float, train: float, dev: float, test: float) -> None:
@@ -598,27 +602,88 @@ def make_splits(n: int, *, seed: int = 7, shadow_num: int = 5, victim: float = 0
     return splits
 
 
-def save_splits(splits: Splits, path: Path) -> None:
+def save_splits(splits: Splits, path: Path, made_with: dict[str, Any] | None = None) -> None:
+    """The split as JSON; `made_with` (seed, scheme, fractions, pool size) lets a later step refuse a split made
+    for other settings before it loads any data."""
     data = {"victim_train": splits.victim_train.tolist(), "victim_dev": splits.victim_dev.tolist(),
             "victim_test": splits.victim_test.tolist(),
             "shadows": [[p.tolist() for p in s] for s in splits.shadows]}
+    if made_with is not None:
+        data["made_with"] = made_with
     atomic_write(Path(path), lambda f: json.dump(data, f, separators=(",", ":")), mode="w")
 
 
-def load_splits(path: Path) -> Splits:
+def _read_split_file(path: Path) -> tuple[Splits, dict[str, Any] | None]:
     try:
         data = json.loads(Path(path).read_text())
         arr = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-        return Splits(arr(data["victim_train"]), arr(data["victim_dev"]), arr(data["victim_test"]),
-                      [tuple(arr(p) for p in s) for s in data["shadows"]])  # type: ignore[misc]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        splits = Splits(arr(data["victim_train"]), arr(data["victim_dev"]), arr(data["victim_test"]),
+                        [tuple(arr(p) for p in s) for s in data["shadows"]])  # type: ignore[misc]
+        made_with = data.get("made_with")
+        return splits, made_with if isinstance(made_with, dict) else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"split file {path} is unreadable ({type(e).__name__}: {e})",
-                        "delete it, or rerun pretrain.py with --overwrite") from None
+                        "rerun pretrain.py with --overwrite to make the split again; models made on the old "
+                        "one are then refused until retrained") from None
+
+
+def load_splits(path: Path) -> Splits:
+    return _read_split_file(path)[0]
+
+
+def split_settings(seed: int, scheme: str, n: int | None = None, **fractions: float) -> dict[str, Any]:
+    """What a split is made from (data_index.json's `made_with`): seed, scheme, fractions (artifact scheme
+    only: WeMem's are fixed) and, when known, the pool size."""
+    out: dict[str, Any] = {"seed": seed, "split_scheme": scheme}
+    if scheme != "wemem":
+        out["split"] = {k: fractions[k] for k in ("victim", "train", "dev", "test") if k in fractions}
+    if n is not None:
+        out["n"] = n
+    return out
+
+
+def read_split(path: Path, *, shadow_num: int, seed: int, scheme: str, **fractions: float) -> Splits:
+    """The split pretrain.py made, for the later steps (they never make one): UserError naming pretrain.py
+    when the file is missing, was made with another seed / scheme / fractions, or holds fewer shadows."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"split file {path} not found: only pretrain.py makes the split",
+                        "run pretrain.py on this config first")
+    saved, made_with = _read_split_file(path)
+    if made_with is not None:
+        wanted = split_settings(seed, scheme, **fractions)
+        for key in wanted:
+            if made_with.get(key) != wanted[key]:
+                raise UserError(f"split file {path} was made with {key} {made_with.get(key)}, this run asks for "
+                                f"{wanted[key]}", "pass the split's settings, or make a new split with pretrain.py "
+                                "--overwrite; models made on the old split are then refused until retrained")
+    if len(saved.shadows) < shadow_num:
+        raise UserError(f"split file {path} holds {len(saved.shadows)} shadow split(s), this run asks for "
+                        f"shadow_num {shadow_num}", f"run pretrain.py with --shadow_num {shadow_num} first")
+    out = _prefix(saved, shadow_num)
+    out.n = made_with.get("n") if made_with is not None else None
+    return out
+
+
+def expected_splits(n: int, *, scheme: str = "artifact", n_train: int | None = None, **kw: Any) -> Splits:
+    """The split the config asks for on a pool of n rows (make_splits, or WeMem's with kw's seed and shadow_num)."""
+    if scheme == "wemem":
+        return make_wemem_splits(n, n_train, seed=kw.get("seed", 7), shadow_num=kw.get("shadow_num", 5))
+    return make_splits(n, **kw)
+
+
+def check_split(saved: Splits, expected: Splits, path: Path) -> None:
+    """UserError when a saved split disagrees with the config's on the shadows both have."""
+    common = min(len(saved.shadows), len(expected.shadows))
+    if not _prefix(saved, common).same_as(_prefix(expected, common)):
+        raise UserError(f"split file {path} disagrees with the config (dataset size, seed or split changed "
+                        "since it was written)", "rerun pretrain.py with --overwrite to make a new split; models "
+                        "made on the old one are then refused until retrained")
 
 
 def splits_for(n: int, path: Path, *, overwrite: bool = False, scheme: str = "artifact", n_train: int | None = None,
                **kw: Any) -> Splits:
-    """The experiment's splits: reuse the saved file (verified against the config) or make and save them.
+    """pretrain.py's split: reuse the saved file (verified against the config) or make and save it.
 
     scheme "artifact" (default): make_splits with the config's fractions `kw`; "wemem": make_wemem_splits
     (its fixed fractions; `n_train` = the pool's official-train rows) with kw's seed and shadow_num.
@@ -626,20 +691,16 @@ def splits_for(n: int, path: Path, *, overwrite: bool = False, scheme: str = "ar
     on the ones both have: a later step may use fewer shadows, and more shadows extend the file.
     """
     path = Path(path)
-    if scheme == "wemem":
-        expected = make_wemem_splits(n, n_train, seed=kw.get("seed", 7), shadow_num=kw.get("shadow_num", 5))
-    else:
-        expected = make_splits(n, **kw)
+    expected = expected_splits(n, scheme=scheme, n_train=n_train, **kw)
     if path.is_file() and not overwrite:
         saved = load_splits(path)
-        common = min(len(saved.shadows), len(expected.shadows))
-        if not _prefix(saved, common).same_as(_prefix(expected, common)):
-            raise UserError(f"split file {path} disagrees with the config (dataset size {n}, seed "
-                            "or split changed since it was written)",
-                            "rerun pretrain.py with --overwrite, or delete the file")
+        check_split(saved, expected, path)
         if len(saved.shadows) >= len(expected.shadows):
+            expected.n = n
             return expected
-    save_splits(expected, path)
+    fractions = SPLIT_DEFAULTS | {k: v for k, v in kw.items() if k in SPLIT_DEFAULTS}
+    save_splits(expected, path, split_settings(kw.get("seed", 7), scheme, n, **fractions))
+    expected.n = n
     return expected
 
 

@@ -24,8 +24,11 @@ weights scored; fit still evaluates a small held-out slice per epoch, for the lo
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,11 +36,23 @@ import torch
 from tqdm import tqdm
 
 import datasets
+import provenance
 from cli import base_parser, parse, run_main
+from config import Config
 from errors import UserError
-from experiment import check_model_fits, configure_backends, resolve_device, result_dir, seed_everything
+from experiment import RunOptions, check_model_fits, configure_backends, resolve_device, result_dir, seed_everything
 from models import build_model
-from storage import NPZ_ERRORS, atomic_save_npz, atomic_write, load_npz, log, read_npz, setup_logging
+from storage import (
+    NPZ_ERRORS,
+    atomic_save_npz,
+    atomic_write,
+    load_npz,
+    log,
+    npz_record,
+    read_npz,
+    save_npz_with_record,
+    setup_logging,
+)
 from training import SplitTensors, TrainConfig, fit
 
 EVAL_ROWS = 256  # held-out rows fit evaluates each epoch (log only: no early stopping here)
@@ -121,26 +136,27 @@ def model_correctness(make_model, x: torch.Tensor, y: torch.Tensor, member: np.n
 
 
 def compute_scores(make_model, x: torch.Tensor, y: torch.Tensor, *, models: int, fraction: float, cfg: TrainConfig,
-                   seed: int, folder: Path | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray,
-                                                                                         np.ndarray]:
+                   seed: int, folder: Path | None = None, progress: bool = True, tag: str = "") -> tuple[
+                       np.ndarray, np.ndarray, np.ndarray]:
     """(in_mask, correct, raw scores) over the rows of x; with `folder`, each model's result is saved as it
-    finishes and reused on the next call when its subset is the same (resume)."""
+    finishes and reused on the next call when its subset and `tag` (the fingerprint of the settings that
+    trained it) are the same (resume); one made with other settings is trained again."""
     masks = subset_masks(len(y), models, fraction, seed)
     correct = np.zeros_like(masks)
     for k in tqdm(range(models), desc="mem-score models", disable=not progress, unit="model"):
         path = folder / f"model_{k}.npz" if folder is not None else None
         if path is not None and path.is_file():
             try:
-                saved = read_npz(path, ("in_mask", "correct"))
-            except NPZ_ERRORS as e:  # a run killed mid-write on an older version, or a damaged disk: redo it
-                log.warning(f"{path} is damaged ({type(e).__name__}); model {k} is trained again")
+                saved = read_npz(path, ("in_mask", "correct", "tag"))
+            except NPZ_ERRORS as e:  # killed mid-write on an older version, made before tags, or a damaged disk
+                log.warning(f"{path} is unreadable or untagged ({type(e).__name__}); model {k} is trained again")
                 saved = None
-            if saved is not None and np.array_equal(saved["in_mask"], masks[k]):
+            if saved is not None and np.array_equal(saved["in_mask"], masks[k]) and str(saved["tag"]) == tag:
                 correct[k] = saved["correct"]
                 continue
         correct[k] = model_correctness(make_model, x, y, masks[k], cfg, seed + 1 + k)
         if path is not None:
-            atomic_save_npz(path, in_mask=masks[k], correct=correct[k])
+            atomic_save_npz(path, in_mask=masks[k], correct=correct[k], tag=np.str_(tag))
     return masks, correct, memscore_estimate(masks, correct)
 
 
@@ -151,22 +167,31 @@ def candidate_rows(pool: datasets.Pool, split_scheme: str, seed: int) -> np.ndar
     return np.arange(len(pool.y))
 
 
-def save_scores(folder: Path, rows: np.ndarray, raw: np.ndarray, n_pool: int) -> np.ndarray:
-    """scores.npz (score per pool row, NaN for non-candidates) and WeMem's CSV; returns the normalised scores."""
+def save_scores(folder: Path, rows: np.ndarray, raw: np.ndarray, n_pool: int, record: dict[str, Any]) -> np.ndarray:
+    """scores.npz (score per pool row, NaN for non-candidates; with its provenance `record`) and WeMem's CSV;
+    returns the normalised scores. The CSV goes first: scores.npz is what says the scores are finished."""
     score = minmax(raw)
     per_pool = np.full(n_pool, np.nan)
     per_pool[rows] = score
-    atomic_save_npz(folder / "scores.npz", index=rows, score=score, raw=raw, per_pool=per_pool)
     write_wemem_csv(folder / "memscore.csv", score)
+    save_npz_with_record(folder / "scores.npz", record, index=rows, score=score, raw=raw, per_pool=per_pool)
     return score
 
 
-def load_scores(folder: Path, split_rows: np.ndarray, command: str = "python memscore.py CONFIG") -> np.ndarray:
+def load_scores(folder: Path, split_rows: np.ndarray, command: str = "python memscore.py CONFIG",
+                expected: dict[str, Any] | None = None) -> np.ndarray:
     """The mem-scores of one model's own training rows (pool indices, in split order): victim and shadows alike.
-    `command`: the memscore.py command the error hint names."""
+    `command`: the memscore.py command the error hint names; `expected`: settings the scores must have been
+    made with (the run's config; memscore.py's own flags may differ), refused naming the first that differs."""
     path = Path(folder) / "scores.npz"
     if not path.is_file():
         raise UserError(f"mem-scores {path} not found", f"run: {command} (or with --memscore_csv FILE)")
+    if expected is not None:
+        record = npz_record(path)
+        if record is None:
+            raise UserError(f"mem-scores {path} are unreadable", f"make them again: {command} --overwrite")
+        provenance.verify(str(path), record, provenance.Expected(expected, None),
+                          f"make them again: {command} --overwrite", made="computed")
     per_pool = load_npz(path, ("per_pool",), f"{command} --overwrite")["per_pool"]
     scores = per_pool[np.asarray(split_rows)]
     if np.isnan(scores).any():
@@ -196,14 +221,23 @@ def main() -> None:
                               download=False)
     check_model_fits(cfg, pool.x[:2])
     rows = candidate_rows(pool, cfg.split_scheme, cfg.seed)
+    split = provenance.split_fingerprint(cfg.seed, cfg.split_scheme, {}, [rows])
     if args.memscore_csv:
         raw = read_wemem_csv(Path(args.memscore_csv), len(rows))
-        save_scores(folder, rows, raw, len(pool.y))
+        imported = {"memscore_csv": hashlib.sha256(Path(args.memscore_csv).read_bytes()).hexdigest()[:16]}
+        record = provenance.new_record("memscore", score_settings(cfg, opts, imported), split)
+        save_scores(folder, rows, raw, len(pool.y), record)
         log.info(f"mem-scores imported from {args.memscore_csv}: {len(rows)} rows -> {folder / 'scores.npz'}")
         return
+    expected = score_settings(cfg, opts, settings)
     if (folder / "scores.npz").is_file() and not opts.overwrite:
-        log.info(f"{folder / 'scores.npz'}: finished earlier, skipped (use --overwrite to redo)")
-        return
+        record = npz_record(folder / "scores.npz")
+        if record is not None:  # unreadable: made again
+            provenance.verify(str(folder / "scores.npz"), record, provenance.Expected(expected, split),
+                              "rerun with --overwrite to replace them", made="computed")
+            log.info(f"{folder / 'scores.npz'}: up to date (same settings and rows), nothing to do "
+                     "(use --overwrite to redo)")
+            return
     epochs = int(settings["epochs"]) or cfg.epochs
     train_cfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, early_stop=epochs, optimizer=cfg.optimizer,
                             lr=cfg.lr, weight_decay=cfg.weight_decay, progress=False)
@@ -211,12 +245,18 @@ def main() -> None:
     masks, _, raw = compute_scores(lambda: build_model(cfg.model_name, cfg.num_cls, cfg.input_dim),
                                    pool.x[rows].to(device), pool.y[rows].to(device), models=int(settings["models"]),
                                    fraction=float(settings["fraction"]), cfg=train_cfg, seed=cfg.seed, folder=folder,
-                                   progress=not opts.quiet)
-    score = save_scores(folder, rows, raw, len(pool.y))
+                                   progress=not opts.quiet, tag=provenance.fingerprint(expected))
+    score = save_scores(folder, rows, raw, len(pool.y), provenance.new_record("memscore", expected, split))
     undefined = int((masks.all(0) | (~masks).all(0)).sum())
     log.info(f"mem-scores: {len(rows)} rows, K={int(settings['models'])}, fraction {settings['fraction']}, "
              f"{epochs} epochs, {time.perf_counter() - start:.1f} s; mean {score.mean():.3f}, share >= 0.6 "
              f"{(score >= 0.6).mean():.3f}, {undefined} rows always in or always out (raw 0) -> {folder}")
+
+
+def score_settings(cfg: Config, opts: RunOptions, memscore_settings: dict[str, Any]) -> dict[str, Any]:
+    """The effective settings of the scores: the config's (provenance.IGNORED["memscore"] lists what cannot
+    change them) and memscore.py's own (K, fraction, epochs after its flags; or the imported CSV's hash)."""
+    return provenance.effective_settings(dataclasses.asdict(cfg), vars(opts), "memscore", memscore=memscore_settings)
 
 
 if __name__ == "__main__":

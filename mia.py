@@ -26,9 +26,19 @@ import numpy as np
 import torch
 from torch import nn
 
+import provenance
 import pruner
 import references
-from attackers import ATTACKS, AttackInput, AttackResult, TargetAccess, artifact_line, create_attack, resolve_attacks
+from attackers import (
+    ATTACKS,
+    Attack,
+    AttackInput,
+    AttackResult,
+    TargetAccess,
+    artifact_line,
+    create_attack,
+    resolve_attacks,
+)
 from attackers.features import (
     confidence_gap,
     generalization_gap,
@@ -41,11 +51,20 @@ from attackers.metrics import NonFiniteScores, attack_metrics
 from attackers.refstats import lira_statistic
 from cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of
 from config import Config
+from defenses import DefenseOptions
 from errors import UserError
-from experiment import Experiment, check_setting, feature_seed, open_experiment, seconds_since, versions
-from results import AttackRecord, append_record
+from experiment import (
+    Experiment,
+    check_setting,
+    feature_seed,
+    open_experiment,
+    seconds_since,
+    settings_defaults,
+    versions,
+)
+from results import AttackRecord, append_record, committed_outputs
 from setting import AttackSetting, ModelSetting
-from storage import atomic_save_npz, log
+from storage import atomic_save_npz, log, npz_record, save_npz_with_record
 from training import evaluate, format_line
 
 
@@ -103,19 +122,66 @@ def attack_setting(ns: argparse.Namespace, cfg: Config) -> AttackSetting:
                             shadow_sparsity=ns.shadow_prune_sparsity)
 
 
-def load_all(exp: Experiment, setting: AttackSetting) -> tuple[tuple[nn.Module, dict], list[nn.Module]]:
-    """The victim and every shadow; every missing file is reported before any work, with its command."""
-    exp.require_models(setting.victim, shadows=False)
-    exp.require_models(setting.shadows)
+def load_all(exp: Experiment, setting: AttackSetting, options: DefenseOptions
+             ) -> tuple[tuple[nn.Module, dict], list[nn.Module]]:
+    """The victim and every shadow, each checked against this run (model_parents did so before any work)."""
     kind = "" if setting.victim.is_original else "Pruned "
     log.info(f"Load {kind}Model from {exp.model_dir(setting.victim, None)}")
-    victim = exp.load_model(setting.victim, None)
+    victim = exp.load_model(setting.victim, None, options)
     shadows = []
     for i in range(exp.cfg.shadow_num):
         log.info(f"Load {'' if setting.shadows.is_original else 'Pruned '}Shadow Model From "
                  f"{exp.model_dir(setting.shadows, i)}")
-        shadows.append(exp.load_model(setting.shadows, i)[0])
+        shadows.append(exp.load_model(setting.shadows, i, options)[0])
     return victim, shadows
+
+
+def model_parents(exp: Experiment, setting: AttackSetting, options: DefenseOptions) -> dict[str, str]:
+    """The model_ids of the victim and every shadow, each checked (settings, split, not stale); every missing
+    file is reported first, with its command."""
+    exp.require_models(setting.victim, shadows=False)
+    exp.require_models(setting.shadows)
+    parents = {"victim": exp.model_id(setting.victim, None, options)}
+    return parents | {f"shadow {i}": exp.model_id(setting.shadows, i, options) for i in range(exp.cfg.shadow_num)}
+
+
+def reference_parents(exp: Experiment, setting: AttackSetting, options: DefenseOptions) -> dict[str, str]:
+    """The model_ids of refs.py's references of the victim's setting (checked, their rows when loaded)."""
+    victim, command = setting.victim, refs_command(exp, setting)
+    return {f"reference {i}": exp.checked_id(exp.reference_path(victim, i),
+                                             exp.expected_reference(victim, i, options, None), command)
+            for i in range(exp.cfg.ref_models)}
+
+
+# The attack config fields main() fills from config keys (create_attack's pool), by the key a user sets.
+ATTACK_CONFIG_KEYS = {"epochs": "attack_epochs", "lr": "attack_lr"}
+
+
+def attack_settings(exp: Experiment, setting: AttackSetting, attack: Attack) -> dict[str, Any]:
+    """What an attack output depends on besides its models: the config (provenance.IGNORED["attack"]), the
+    attack's own config as it read it (so --attack_epochs counts only for the attacks that train), and
+    ref_models only for the attacks that read refs.py's references."""
+    config = dataclasses.asdict(attack.config) if dataclasses.is_dataclass(attack.config) else {}
+    config.pop("device", None)  # where it ran, not what it computed
+    config.pop("seed", None)    # the config's seed, recorded anyway
+    read = {key: config.pop(field) for field, key in ATTACK_CONFIG_KEYS.items() if field in config}
+    settings = exp.settings("attack", attack=attack.name, attack_config=config, setting=setting.name, **read)
+    if attack.reference_set != "online":
+        settings.pop("ref_models", None)
+    return settings
+
+
+def expected_outputs(exp: Experiment, setting: AttackSetting, attacks: list[Attack], options: DefenseOptions
+                     ) -> dict[str, provenance.Expected]:
+    """Per attack, what its saved outputs must be to be reused: settings, the victim's split, and the current
+    model_ids of the victim, the shadows and (online attacks) the references."""
+    parents = model_parents(exp, setting, options)
+    refs = reference_parents(exp, setting, options) if any(a.reference_set == "online" for a in attacks) else {}
+    split = exp.role_split(None)
+    return {a.name: provenance.Expected(attack_settings(exp, setting, a), split,
+                                        parents | (refs if a.reference_set == "online" else {}),
+                                        settings_defaults(), "attack")
+            for a in attacks}
 
 
 def model_features(exp: Experiment, model: nn.Module, shadow: int | None, title: str) -> ModelFeatures:
@@ -210,7 +276,7 @@ def usable_attacks(exp: Experiment, setting: AttackSetting, names: list[str], ex
     return keep
 
 
-def online_references(exp: Experiment, setting: AttackSetting) -> ReferenceSet:
+def online_references(exp: Experiment, setting: AttackSetting, options: DefenseOptions) -> ReferenceSet:
     """refs.py's references of the victim's setting, checked against this split and setting."""
     s, cfg = exp.splits, exp.cfg
     population, offline = references.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)
@@ -224,6 +290,10 @@ def online_references(exp: Experiment, setting: AttackSetting) -> ReferenceSet:
     models = []
     for i in range(cfg.ref_models):
         path = references.reference_dir(folder, i) / references.CHECKPOINT
+        parts = references.reference_split(population, membership[i], cfg.split["dev"] / cfg.split["train"],
+                                           cfg.seed, i)
+        exp.checked_id(path, exp.expected_reference(setting.victim, i, options, exp.split_of(parts)),
+                       refs_command(exp, setting))
         model, ckpt = exp.load_model_at(path, refs_command(exp, setting))
         if ckpt.get("setting") != wanted or ckpt.get("population_hash") != digest:
             raise UserError(f"reference {path} was made for another victim setting or split "
@@ -303,8 +373,12 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
 
 
 def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np.ndarray, out: Path,
-           seconds: float) -> AttackRecord:
-    """Log the artifact's line, save per-sample scores, append the results record; returns the record."""
+           seconds: float, expected: provenance.Expected) -> AttackRecord:
+    """Log the artifact's line, save per-sample scores, append the results record; returns the record.
+
+    The scores (with their provenance record) are written first and the results.jsonl record, naming the
+    scores' output id, last: the record is the commit point, so scores left by a run killed in between are
+    not done (`result_done`) and nothing is reported without its scores."""
     try:
         metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
                                  seed=exp.cfg.seed)
@@ -315,7 +389,9 @@ def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np
     if line is not None:
         log.info(line.format(result.paper_acc))
     scores_file = out / f"{result.name}.npz"
-    atomic_save_npz(scores_file, scores=result.scores, decisions=result.decisions, member=member)
+    output = provenance.new_record("attack", expected.settings, expected.split,
+                                   {k: v for k, v in expected.parents.items() if v is not None})
+    save_npz_with_record(scores_file, output, scores=result.scores, decisions=result.decisions, member=member)
     record = dataclasses.replace(
         base, attack=result.name, paper_acc=result.paper_acc, acc=metrics["acc"],
         balanced_acc=metrics["balanced_acc"], auc=metrics["auc"], tpr_at_1pct_fpr=metrics["tpr_at_1pct_fpr"],
@@ -325,7 +401,9 @@ def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np
         tpr_at_0_1pct_fpr_ci_low=metrics.get("tpr_at_0.1pct_fpr_ci_low"),
         tpr_at_0_1pct_fpr_ci_high=metrics.get("tpr_at_0.1pct_fpr_ci_high"), n_bootstrap=exp.cfg.n_bootstrap,
         n_references=result.extra.get("n_references"), attack_seconds=seconds, scores_file=str(scores_file),
-        time=datetime.now(UTC).isoformat(timespec="seconds"))
+        time=datetime.now(UTC).isoformat(timespec="seconds"),
+        provenance={"model_id": output["model_id"], "settings": provenance.fingerprint(output["settings"]),
+                    "parents": output["parents"]})
     append_record(exp.logs / "results.jsonl", record)
     return record
 
@@ -341,11 +419,32 @@ def print_table(records: list[AttackRecord]) -> None:
                  f"{r.tpr_at_1pct_fpr:7.2f} {r.tpr_at_0_1pct_fpr:7.2f} {r.tpr_at_0_01pct_fpr:8.2f} {ci:>15}")
 
 
-def pending_attacks(out: Path, names: list[str], overwrite: bool) -> list[str]:
-    """Attacks whose scores are not all saved yet (an attack is done when every result it returns is)."""
+def pending_attacks(out: Path, expected: dict[str, provenance.Expected], committed: set[str],
+                    overwrite: bool) -> list[str]:
+    """Attacks with a result not done (`result_done`); an attack is done when every result it returns is."""
     def done(name: str) -> bool:
-        return all((out / f"{r}.npz").exists() for r in ATTACKS.get(name).results())
-    return [n for n in names if overwrite or not done(n)]
+        return all([result_done(out / f"{r}.npz", expected[name], committed) for r in ATTACKS.get(name).results()])
+    return [n for n in expected if overwrite or not done(n)]
+
+
+def result_done(path: Path, expected: provenance.Expected, committed: set[str]) -> bool:
+    """Whether one attack result may be reused: its scores exist with a results.jsonl record naming them (else
+    a run stopped between the two: not done) and were computed as `expected` asks (a parent model remade
+    since: not done, logged; a setting or the split differs: UserError naming it)."""
+    if not path.is_file():
+        return False
+    record = npz_record(path)
+    if record is None:
+        return False
+    if record and record.get("model_id") not in committed:
+        log.info(f"{path}: no results.jsonl record names these scores (a run stopped between the two), so they "
+                 "are computed again")
+        return False
+    reason = provenance.verify(str(path), record, expected, "rerun with --overwrite to replace it", made="computed")
+    if reason is not None:
+        log.info(f"{path}: {reason}, so it is computed again (its old record stays in results.jsonl)")
+        return False
+    return True
 
 
 def main() -> None:
@@ -354,31 +453,33 @@ def main() -> None:
     add_mia_flags(parser)
     ns, opts, cfg = parse(parser)
     names = resolve_attacks(ns.attacks)
-    setting = attack_setting(ns, cfg)
+    setting, options = attack_setting(ns, cfg), defense_options(ns, cfg)
     exp = open_experiment(opts, cfg, f"mia_{setting.name}.log")
     out = exp.root / "mia" / setting.name
     explicit = "all" not in [a.strip() for a in ns.attacks.split(",")]
-    todo = pending_attacks(out, usable_attacks(exp, setting, names, explicit), opts.overwrite)
+    settings = {"epochs": cfg.attack_epochs, "lr": cfg.attack_lr, "device": str(exp.device), "seed": cfg.seed}
+    usable = [create_attack(name, **settings) for name in usable_attacks(exp, setting, names, explicit)]
+    expected = expected_outputs(exp, setting, usable, options)
+    todo = pending_attacks(out, expected, committed_outputs(exp.logs / "results.jsonl"), opts.overwrite)
     if not todo:
-        log.info(f"{setting.name}: every usable requested attack finished earlier, skipped (use --overwrite to "
-                 "redo; attacks skipped for lack of references are listed above)")
+        log.info(f"{setting.name}: every usable requested attack is up to date (same settings, split and models), "
+                 "nothing to do (use --overwrite to redo; attacks skipped for lack of references are listed above)")
         return
-    (victim_model, victim_ckpt), shadow_models = load_all(exp, setting)
+    (victim_model, victim_ckpt), shadow_models = load_all(exp, setting, options)
     start = time.perf_counter()
     kind = "" if setting.victim.is_original else "Pruned "
     victim = model_features(exp, victim_model, None, f"Victim {kind}Model")
     shadows = [model_features(exp, m, i, f"Shadow {kind}Model") for i, m in enumerate(shadow_models)]
     for i, features in zip([None, *range(len(shadows))], [victim, *shadows]):
         require_finite_outputs(features, exp.checkpoint_path(setting.victim if i is None else setting.shadows, i))
-    settings = {"epochs": cfg.attack_epochs, "lr": cfg.attack_lr, "device": str(exp.device), "seed": cfg.seed}
-    attacks = [create_attack(name, **settings) for name in todo]
+    attacks = [a for a in usable if a.name in todo]
     victim_data = exp.tensors(None)
     target = TargetAccess(inputs=torch.cat([victim_data.train_x, victim_data.test_x]),
                           query=lambda x: predict_proba(victim_model, x))
     data = attack_input(exp, victim, shadows)
     for attack in attacks:
         data = dataclasses.replace(data, **attack.prepare(target))
-    ref_sets = {"online": lambda: online_references(exp, setting),
+    ref_sets = {"online": lambda: online_references(exp, setting, options),
                 "offline": lambda: offline_references(exp, shadow_models)}
     kinds = dict.fromkeys(a.reference_set for a in attacks if a.reference_set)
     ref_fields = {kind: reference_fields(exp, victim_model, ref_sets[kind](), out) for kind in kinds}
@@ -395,7 +496,7 @@ def main() -> None:
         t0 = time.perf_counter()
         results = attack.run(dataclasses.replace(data, **ref_fields.get(attack.reference_set, {})))
         seconds = seconds_since(t0) / len(results)
-        records += [report(exp, r, base, victim.member, out, seconds) for r in results]
+        records += [report(exp, r, base, victim.member, out, seconds, expected[attack.name]) for r in results]
     print_table(records)
     log.info(f"Results appended to {exp.logs / 'results.jsonl'}; per-sample scores in {out}")
 

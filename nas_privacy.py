@@ -149,7 +149,7 @@ def searched(run: Run, role: str, theta: tuple, alpha: tuple, defended: bool) ->
     rows = search(net, theta, alpha, run.search_cfg(defended), seed=seed, ckpt_path=ckpt,
                   fingerprint=run.fingerprint(role))
     g = derive_genotype(net)
-    save_genotype(g, folder / f"{role}_genotype.json")
+    save_genotype(g, folder / f"{role}_genotype.json", run.fingerprint(role))
     atomic_write(folder / f"{role}_alpha.json", lambda f: json.dump(
         {"alpha": net.alpha.tolist(), "beta": net.beta.tolist(), "history": rows}, f), mode="w")
     log.info(f"{role} search: {len(rows)} epoch(s) in {time.perf_counter() - t0:.1f}s; ops {', '.join(g.ops)}")
@@ -174,7 +174,8 @@ def _defense_flags(run: Run) -> str:
 
 def target_model(run: Run) -> tuple[torch.nn.Module, dict[str, float]]:
     g = load_genotype(run.search_folder("target") / "target_genotype.json",
-                      f"python nas_privacy.py search {run.args.config}" + _defense_flags(run))
+                      f"python nas_privacy.py search {run.args.config}" + _defense_flags(run),
+                      run.fingerprint("target"))
     seed_everything(run.cfg["seed"] + 1)
     teacher = _fit(run, DiscreteNet(g, run.cfg["input_dim"], run.cfg["num_cls"]), run.private("theta"),
                    run.cfg["seed"] + 1, "Target ")

@@ -15,21 +15,18 @@ import time
 import torch
 
 from cli import add_workers_flag, base_parser, parse, run_main
-from experiment import Experiment, for_each_model, model_seed, open_experiment, role_label
+from experiment import Experiment, for_each_index, model_seed, models_to_make, open_experiment, role_label
 from setting import ModelSetting
-from storage import atomic_torch_save, log
+from storage import RECORD_KEY, atomic_torch_save, log
 from training import evaluate, fit
 
 ORIGINAL = ModelSetting.original()
 
 
 def train_original(exp: Experiment, shadow: int | None) -> None:
-    """Train one original model unless its best.pth exists; each model has its own seed, so a rerun that
-    skips finished models trains the rest exactly as an uninterrupted run would."""
+    """Train one original model (main decided it is missing, stale or to be overwritten); each model has its
+    own seed, so a rerun that skips finished models trains the rest exactly as an uninterrupted run would."""
     folder = exp.model_dir(ORIGINAL, shadow)
-    if (folder / "best.pth").exists() and not exp.opts.overwrite:
-        log.info(f"{folder.name}: finished earlier, skipped (use --overwrite to retrain)")
-        return
     seed = model_seed(exp.cfg, shadow, "pretrain")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -39,7 +36,7 @@ def train_original(exp: Experiment, shadow: int | None) -> None:
     result = fit(model, data, exp.train_config(exp.cfg.epochs), generator=generator,
                  label="" if shadow is None else "Shadow ", desc=folder.name)
     train_acc, _ = evaluate(model, data.train_x, data.train_y)
-    ckpt = result.checkpoint() | {"train_acc": train_acc}
+    ckpt = result.checkpoint() | {"train_acc": train_acc, RECORD_KEY: exp.new_model_record(ORIGINAL, shadow, None)}
     atomic_torch_save(ckpt, folder / "best.pth")
     log.info(f"{folder.name} ({role_label(shadow)}): train {train_acc:.2f} / dev {result.dev_acc:.2f} / "
              f"test {result.test_acc:.2f} % accuracy, {result.epochs_run} epochs (best {result.best_epoch}), "
@@ -52,8 +49,8 @@ def main() -> None:
                         help="let torchvision download CIFAR/SVHN into data_root when missing")
     add_workers_flag(parser)
     _, opts, cfg = parse(parser)
-    exp = open_experiment(opts, cfg, "pretrain.log", remake_split=opts.overwrite)
-    for_each_model(exp, train_original, "pretrain.log")
+    exp = open_experiment(opts, cfg, "pretrain.log", make_split=True)
+    for_each_index(exp, train_original, models_to_make(exp, ORIGINAL, None), "pretrain.log")
 
 
 if __name__ == "__main__":

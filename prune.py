@@ -25,9 +25,17 @@ import memscore
 import pruner
 from cli import add_setting_flags, add_workers_flag, base_parser, defense_options, parse, run_main, setting_of
 from defenses import Defense, DefenseOptions, create_defense, needs_mem_scores
-from experiment import Experiment, check_setting, for_each_model, model_seed, open_experiment, role_label
+from experiment import (
+    Experiment,
+    check_setting,
+    for_each_index,
+    model_seed,
+    models_to_make,
+    open_experiment,
+    role_label,
+)
 from setting import ModelSetting
-from storage import atomic_torch_save, load_checkpoint, log
+from storage import RECORD_KEY, atomic_torch_save, load_checkpoint, log
 from training import FitResult, SplitTensors, evaluate, fit
 
 
@@ -44,7 +52,8 @@ def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, opt
     defense reads them (victim and shadows read the one per-config table, each at its own train rows)."""
     if not needs_mem_scores(setting.defend):
         return options
-    scores = memscore.load_scores(exp.root / "memscore", exp.train_rows(shadow), exp.command("memscore.py"))
+    scores = memscore.load_scores(exp.root / "memscore", exp.train_rows(shadow), exp.command("memscore.py"),
+                                  expected=exp.settings("memscore"))
     return replace(options, mem_scores=scores)
 
 
@@ -75,9 +84,6 @@ def prune_one(exp: Experiment, shadow: int | None, setting: ModelSetting, option
     the weights entering each round (iterative), and a pruned weight stays zero."""
     cfg = exp.cfg
     folder = exp.model_dir(setting, shadow)
-    if (folder / "best.pth").exists() and not exp.opts.overwrite:
-        log.info(f"{folder.name}: finished earlier, skipped (use --overwrite to redo)")
-        return
     model, _ = exp.load_model(ModelSetting.original(), shadow)
     data = exp.tensors(shadow)
     who = "Victim" if shadow is None else "Shadow"
@@ -105,7 +111,8 @@ def prune_one(exp: Experiment, shadow: int | None, setting: ModelSetting, option
                                   "defend_arg": setting.defend_arg, "defense_options": dict(setting.options),
                                   "defense_seconds": defense_seconds, "seconds_per_epoch": per_epoch,
                                   "split_scheme": cfg.split_scheme, "pretrained_test_acc": before[1][0],
-                                  "recovery": recovery} | entries
+                                  "recovery": recovery,
+                                  RECORD_KEY: exp.new_model_record(setting, shadow, options)} | entries
     atomic_torch_save(ckpt, folder / "best.pth")
     basic = basic_seconds_per_epoch(exp, setting, shadow)
     cost = f" ({per_epoch - basic:+.2f} s/epoch vs no defense)" if basic is not None else ""
@@ -150,9 +157,12 @@ def main() -> None:
     check_setting(cfg, setting, options)
     exp = open_experiment(opts, cfg, f"prune_{setting.prefix}.log")
     exp.require_models(ModelSetting.original())  # fail before any work when step 1 has not run
-    for shadow in exp.roles():  # a missing or short mem-score table, too
+    todo = models_to_make(exp, setting, options)
+    for shadow in todo:  # originals that disagree with this run, a missing or short mem-score table, too
+        exp.model_id(ModelSetting.original(), shadow)
         role_options(exp, shadow, setting, options)
-    for_each_model(exp, functools.partial(prune_one, setting=setting, options=options), f"prune_{setting.prefix}.log")
+    for_each_index(exp, functools.partial(prune_one, setting=setting, options=options), todo,
+                   f"prune_{setting.prefix}.log")
 
 
 if __name__ == "__main__":

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import provenance
 import pruner
 import references
 from cli import add_setting_flags, add_workers_flag, base_parser, defense_options, parse, run_main, setting_of
 from defenses import DefenseOptions, create_defense
 from experiment import Experiment, check_setting, for_each_index, open_experiment, reference_seed
 from setting import ModelSetting
-from storage import atomic_torch_save, log
+from storage import RECORD_KEY, atomic_torch_save, checkpoint_record, log
 from training import evaluate, fit
 
 ORIGINAL = ModelSetting.original()
@@ -40,13 +41,26 @@ ORIGINAL = ModelSetting.original()
 
 def online_population(exp: Experiment) -> np.ndarray:
     s = exp.splits
-    return references.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)[0]
+    return references.victim_populations(exp.pool_size, s.victim_train, s.victim_dev, s.victim_test)[0]
+
+
+def reference_parts(exp: Experiment, population: np.ndarray, row: np.ndarray, index: int) -> tuple[np.ndarray, ...]:
+    """Pool indices (train, dev, test) of reference `index` (references.reference_split)."""
+    split = exp.cfg.split
+    return references.reference_split(population, row, split["dev"] / split["train"], exp.cfg.seed, index)
 
 
 def reference_data(exp: Experiment, population: np.ndarray, row: np.ndarray, index: int):
-    split = exp.cfg.split
-    parts = references.reference_split(population, row, split["dev"] / split["train"], exp.cfg.seed, index)
-    return exp.tensors_of(parts)
+    return exp.tensors_of(reference_parts(exp, population, row, index))
+
+
+def reference_record(exp: Experiment, setting: ModelSetting, index: int, options: DefenseOptions | None,
+                     population: np.ndarray, row: np.ndarray) -> dict:
+    """The provenance record of reference `index` of `setting` being written now."""
+    split = exp.split_of(reference_parts(exp, population, row, index))
+    expected = exp.expected_reference(setting, index, options, split)
+    return provenance.new_record(expected.kind or "", expected.settings, split,
+                                 {k: v for k, v in expected.parents.items() if v is not None})
 
 
 def train_original(exp: Experiment, index: int, population: np.ndarray, row: np.ndarray) -> None:
@@ -60,7 +74,9 @@ def train_original(exp: Experiment, index: int, population: np.ndarray, row: np.
     train_acc = evaluate(model, data.train_x, data.train_y)[0]
     atomic_torch_save(result.checkpoint() | {"train_acc": train_acc, "setting": "original",
                                              "reference_index": index,
-                                             "population_hash": references.population_hash(population)}, path)
+                                             "population_hash": references.population_hash(population),
+                                             RECORD_KEY: reference_record(exp, ORIGINAL, index, None, population, row)},
+                      path)
     log.info(f"{path.parent.name} (original): train {train_acc:.2f} / dev {result.dev_acc:.2f} / test "
              f"{result.test_acc:.2f} % on {len(data.train_y)} points, {result.epochs_run} epochs, "
              f"{result.seconds:.1f} s")
@@ -88,20 +104,48 @@ def prune_reference(exp: Experiment, index: int, setting: ModelSetting, options:
         "state": state, "masks": masks, "train_acc": train_acc, "sparsity": measured, "pruner_name": name,
         "prune_sparsity": sparsity, "defend": setting.defend, "defend_arg": setting.defend_arg,
         "setting": setting.prefix, "reference_index": index,
-        "population_hash": references.population_hash(population)}, path)
+        "population_hash": references.population_hash(population),
+        RECORD_KEY: reference_record(exp, setting, index, options, population, row)}, path)
     log.info(f"{path.parent.name} ({setting.prefix}): sparsity {measured['overall']:.3f}, train {train_acc:.2f} / "
              f"test {result.test_acc:.2f} %, {result.epochs_run} epochs, {result.seconds:.1f} s")
 
 
 def make_reference(exp: Experiment, index: int, setting: ModelSetting, options: DefenseOptions,
                    population: np.ndarray, membership: np.ndarray) -> None:
+    """Reference `index` (references_to_make chose it): its original reference first when missing (or when the
+    original references are being overwritten), then, for a pruned setting, the pruned one from it."""
     start = time.perf_counter()
-    original = references.reference_dir(ORIGINAL.refs_folder(exp.root), index) / references.CHECKPOINT
-    if not original.is_file() or (setting.is_original and exp.opts.overwrite):
+    if not exp.reference_path(ORIGINAL, index).is_file() or (setting.is_original and exp.opts.overwrite):
         train_original(exp, index, population, membership[index])
     if not setting.is_original:
         prune_reference(exp, index, setting, options, population, membership[index])
     log.info(f"reference_model_{index}: done in {time.perf_counter() - start:.1f} s")
+
+
+def references_to_make(exp: Experiment, setting: ModelSetting, options: DefenseOptions, population: np.ndarray,
+                       membership: np.ndarray) -> list[int]:
+    """The references to (re)make: missing, stale (a pruned one whose original reference was remade; logged)
+    or all under --overwrite. A reference made with other settings or on other rows, or before records
+    existed, is refused here, before any work."""
+    if exp.opts.overwrite:
+        return list(range(exp.cfg.ref_models))
+    todo = []
+    for index in range(exp.cfg.ref_models):
+        kinds = [ORIGINAL] if setting.is_original else [ORIGINAL, setting]
+        for kind in kinds:
+            path = exp.reference_path(kind, index)
+            if not path.is_file():
+                todo.append(index)
+                break
+            split = exp.split_of(reference_parts(exp, population, membership[index], index))
+            reason = provenance.verify(str(path), checkpoint_record(path, exp.command("refs.py")),
+                                       exp.expected_reference(kind, index, options, split),
+                                       "rerun with --overwrite to replace it", made="trained")
+            if reason is not None:
+                log.info(f"{path.parent.name} ({kind.prefix or 'original'}): {reason}, so it is made again")
+                todo.append(index)
+                break
+    return todo
 
 
 def membership_files(exp: Experiment, setting: ModelSetting, population: np.ndarray) -> np.ndarray:
@@ -127,16 +171,19 @@ def main() -> None:
     population = online_population(exp)
     membership = membership_files(exp, setting, population)
     folder = setting.refs_folder(exp.root)
-    todo = list(range(cfg.ref_models)) if opts.overwrite else references.missing_references(folder, cfg.ref_models)
+    todo = references_to_make(exp, setting, options, population, membership)
+    if not todo:
+        log.info(f"References {name}: all {cfg.ref_models} up to date (same settings, rows and originals), nothing "
+                 "to do (use --overwrite to redo)")
+        return
     log.info(f"References {name}: population {population.size} points, each trains on about half; "
-             f"{cfg.ref_models - len(todo)} of {cfg.ref_models} finished earlier, {len(todo)} to make")
+             f"{cfg.ref_models - len(todo)} of {cfg.ref_models} up to date, {len(todo)} to make")
     start = time.perf_counter()
     work = functools.partial(make_reference, setting=setting, options=options, population=population,
                              membership=membership)
     for_each_index(exp, work, todo, f"refs_{name}.log")
-    if todo:
-        seconds = time.perf_counter() - start
-        log.info(f"Made {len(todo)} references in {seconds:.1f} s ({3600 * len(todo) / seconds:.0f} per hour)")
+    seconds = time.perf_counter() - start
+    log.info(f"Made {len(todo)} references in {seconds:.1f} s ({3600 * len(todo) / seconds:.0f} per hour)")
     log.info(f"References in {Path(folder)}")
 
 

@@ -18,8 +18,9 @@ from errors import UserError
 from storage import append_jsonl
 
 SCHEMA_VERSION = 4  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings;
-# 4: epsilon over every DP-SGD step run (version 3's was the best epoch's) with its accountant, the private
-# fine-tuning's steps and privacy note, the defense mode, and the test accuracy before / right after pruning
+# 4: provenance (the output id, settings fingerprint and parents); epsilon over every DP-SGD step run
+# (version 3's was the best epoch's) with its accountant, the private fine-tuning's steps and privacy
+# note, the defense mode, and the test accuracy before / right after pruning
 # field name -> JSON key, where the JSON key is not a Python identifier
 JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr", "tpr_at_0_01pct_fpr": "tpr_at_0.01pct_fpr",
               "tpr_at_0_1pct_fpr_ci_low": "tpr_at_0.1pct_fpr_ci_low",
@@ -105,6 +106,9 @@ class AttackRecord:
     defense_mode: str | None = None
     pretrained_test_acc: float | None = None
     pruned_test_acc: float | None = None
+    # version 4: what produced the record (provenance.py): the output id its scores file carries (the record
+    # commits it), the fingerprint of the attack's effective settings, the model_ids of the models it used
+    provenance: dict[str, Any] | None = None
     version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -168,3 +172,24 @@ def read_records(path: Path) -> tuple[list[AttackRecord], list[str]]:
             continue
         records.append(record)
     return records, notes
+
+
+def committed_outputs(path: Path) -> set[str]:
+    """The output ids (provenance.model_id) that the records of one results.jsonl commit: an attack's scores
+    count as done only when a record names them (mia.result_done). Unreadable lines commit nothing."""
+    ids: set[str] = set()
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return ids
+    except OSError as e:
+        raise UserError(f"{path} is unreadable ({e.strerror})") from None
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except ValueError:  # a cut line, or bytes that are not UTF-8
+            continue
+        made = data.get("provenance") if isinstance(data, dict) else None
+        if isinstance(made, dict) and isinstance(made.get("model_id"), str):
+            ids.add(made["model_id"])
+    return ids

@@ -7,6 +7,7 @@ leaves half a file that a later step would take for a finished result.
 from __future__ import annotations
 
 import errno
+import fcntl
 import glob
 import json
 import logging
@@ -120,14 +121,15 @@ def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
-def load_checkpoint(path: Path, make_hint: str) -> dict[str, Any]:
-    """Load a checkpoint that never runs code; a missing or corrupt file names the command that makes it."""
+def load_checkpoint(path: Path, make_hint: str, *, mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint that never runs code; a missing or corrupt file names the command that makes it.
+    `mmap`: map the tensors instead of reading them (reading only the provenance record costs ~1 ms)."""
     import torch
 
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found", f"make it with: {make_hint}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # pickle, zip and torch errors all mean the same thing to the user
         raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})",
                         f"delete it and rerun: {make_hint}") from None
@@ -157,19 +159,61 @@ def load_npz(path: Path, keys: Iterable[str], make_hint: str) -> dict[str, np.nd
                         f"delete it and rerun: {make_hint}") from None
 
 
+RECORD_KEY = "provenance"  # where a checkpoint or an npz keeps its provenance record (provenance.py)
+
+
+def checkpoint_record(path: Path, make_hint: str) -> dict[str, Any] | None:
+    """The provenance record of a checkpoint (None: it has none), without reading its tensors."""
+    record = load_checkpoint(path, make_hint, mmap=True).get(RECORD_KEY)
+    return record if isinstance(record, dict) else None
+
+
+def save_npz_with_record(path: Path, record: dict[str, Any], **arrays: np.ndarray) -> None:
+    """atomic_save_npz with the provenance record inside, as one JSON string."""
+    atomic_save_npz(path, **arrays, **{RECORD_KEY: np.str_(json.dumps(record, sort_keys=True))})
+
+
+def npz_record(path: Path) -> dict[str, Any] | None:
+    """The provenance record of an npz: {} when it has none (made before records existed), None when the file
+    is unreadable (a torn copy: not done, it is made again)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if RECORD_KEY not in f.files:
+                return {}
+            record = json.loads(str(f[RECORD_KEY]))
+    except NPZ_ERRORS as e:
+        log.info(f"{path}: unreadable ({type(e).__name__}), it will be made again")
+        return None
+    return record if isinstance(record, dict) else {}
+
+
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """One record per line, written with a single append so concurrent runs never interleave lines. A file
-    whose last line was cut short (a killed run) gets its newline first, so the cut line stays one bad line
-    that readers skip instead of swallowing this record too."""
+    """One record per line, appended under an exclusive lock (fcntl.flock) with the whole line in one write:
+    two runs appending at once (issue 17: two launchers on one grid, possibly on a shared filesystem where
+    O_APPEND alone does not keep writes apart) never interleave. A file whose last line was cut short (a
+    killed run) gets its newline first, so the cut line stays one bad line that readers skip instead of
+    swallowing this record too; the check and the write happen under the same lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(finite(record), sort_keys=True) + "\n"
-    with open(path, "ab") as f:
-        if f.tell() > 0:
+    line = (json.dumps(finite(record), sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size > 0:
             with open(path, "rb") as tail:
-                tail.seek(-1, os.SEEK_END)
+                tail.seek(size - 1)
                 if tail.read(1) != b"\n":
-                    line = "\n" + line
-        f.write(line.encode("utf-8"))
+                    line = b"\n" + line
+        view = memoryview(line)
+        while view:  # a regular file takes the line in one write; a short write (disk nearly full) continues
+            view = view[os.write(fd, view):]
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise UserError(f"cannot append to {path}: {e.strerror}", "free some disk space or fix the folder's "
+                            "permissions, then rerun (finished results are kept)") from None
+        raise
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def finite(value: Any) -> Any:

@@ -58,8 +58,10 @@ class DefenseOptions:
     # "fixed" (default) or "artifact": run dp / adv as the artifact did (README differences 13, 14).
     defense_mode: str = "fixed"
     # Supplied by the experiment, not the user: the config's `epochs`, which the artifact's dp multiplied its
-    # steps per fine-tuning epoch by (0: unknown; dp's artifact mode refuses to run without it).
-    config_epochs: int = 0
+    # steps per fine-tuning epoch by (0: unknown; dp's artifact mode refuses to run without it). Not compared:
+    # provenance records the config's epochs already, and a step that builds options without the config
+    # (0) names the same model.
+    config_epochs: int = field(default=0, compare=False)
     # WeMem's defenses (defenses/wemem.py; its argparse defaults)
     stride: int = 50
     width: int = 500

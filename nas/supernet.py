@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import provenance
 from errors import UserError
 from nas.ops import PRIMITIVES, MixedOp, make_activation, make_op
 from storage import atomic_write
@@ -129,17 +130,32 @@ def derive_genotype(net: SuperNet, max_inputs: int = 2) -> Genotype:
     return Genotype(space.P, space.C, space.activation, ops, inputs, space.stem_stride, space.batchnorm)
 
 
-def save_genotype(g: Genotype, path: Path) -> None:
-    atomic_write(path, lambda f: json.dump(g.to_json(), f, indent=1), mode="w")
+def save_genotype(g: Genotype, path: Path, fingerprint: str | None = None) -> None:
+    """The architecture as JSON, with the fingerprint of the search settings that found it (when given)."""
+    data = g.to_json() | ({"fingerprint": fingerprint} if fingerprint is not None else {})
+    atomic_write(path, lambda f: json.dump(data, f, indent=1), mode="w")
 
 
-def load_genotype(path: Path, make_hint: str) -> Genotype:
+def load_genotype(path: Path, make_hint: str, fingerprint: str | None = None) -> Genotype:
+    """The architecture at `path`; with `fingerprint` (nas_privacy.Run.fingerprint, JSON of the settings that
+    shape the search), one found under other settings, or saved before fingerprints were, is refused naming
+    the first setting that differs, not silently reused."""
     if not path.is_file():
         raise UserError(f"architecture {path} not found", f"make it with: {make_hint}")
     try:
-        return Genotype.from_json(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        genotype = Genotype.from_json(data)
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"architecture {path} is unreadable ({type(e).__name__})", f"rerun: {make_hint}") from None
+    if fingerprint is not None and data.get("fingerprint") != fingerprint:
+        remedy = f"search again: {make_hint} --overwrite"
+        if not isinstance(data.get("fingerprint"), str):
+            raise UserError(f"architecture {path} predates settings records", remedy)
+        key, old, new = provenance.first_difference(json.loads(data["fingerprint"]), json.loads(fingerprint)) or \
+            ("settings", "", "")
+        raise UserError(f"architecture {path} was searched with {key} {provenance.shown(old)}, this run asks for "
+                        f"{provenance.shown(new)}", remedy)
+    return genotype
 
 
 class DiscreteNet(nn.Module):

@@ -71,3 +71,13 @@ def test_search_checkpoint_from_another_config_is_refused(in_tmp, capsys) -> Non
     name = _cfg(in_tmp, **{"search.epochs": 2, "space.P": 1, "space.C": 2, "search.arch_lr": 0.01})
     code, lines = _run(capsys, "search", "cpu", name)
     assert code == 2 and len(lines) == 1 and "made by another config" in lines[0], lines
+
+
+def test_an_architecture_searched_under_other_settings_is_refused(in_tmp, capsys) -> None:
+    # Before: amia retrained and attacked whatever target_genotype.json held, found under any settings.
+    name = _cfg(in_tmp, **{"search.epochs": 1, "space.P": 1, "space.C": 2})
+    assert _run(capsys, "search", "cpu", name)[0] == 0
+    name = _cfg(in_tmp, **{"search.epochs": 1, "space.P": 1, "space.C": 2, "search.arch_lr": 0.01})
+    code, lines = _run(capsys, "amia", "cpu", name)
+    assert code == 2 and len(lines) == 1 and "target_genotype.json was searched with search.arch_lr" in lines[0], lines
+    assert "--overwrite" in lines[0]

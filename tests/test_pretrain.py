@@ -23,7 +23,7 @@ def test_pretrain_digits_end_to_end_then_skips(in_tmp: Path) -> None:
     log = (in_tmp / "log" / "digits_columnfc" / "pretrain.log").read_text()
     assert log.count("Epoch 0 Train:") == 1 and log.count("Epoch 0 Shadow Train:") == 2  # artifact prefixes
     again = run_script("pretrain.py", *args, cwd=in_tmp)
-    assert again.returncode == 0 and again.stdout.count("finished earlier, skipped") == 3
+    assert again.returncode == 0 and "original: all 3 models up to date" in again.stdout
     assert torch.load(root / "victim_model" / "best.pth", weights_only=True)["acc"] == ckpt["acc"]
 
 
@@ -68,8 +68,10 @@ def test_a_failing_worker_is_one_line_exit_2_and_keeps_the_other_models(in_tmp: 
     base = ("cpu", "config/digits_columnfc.json", "--shadow_num", "2", "--epochs", "2", "--quiet")
     assert run_script("pretrain.py", *base, cwd=in_tmp).returncode == 0
     root = in_tmp / "result" / "digits_columnfc"
-    (root / "shadow_model_1" / "best.pth").write_bytes(b"not a checkpoint")
-    # Worker 0 prunes the victim, then meets the broken shadow 1; worker 1 prunes shadow 0.
+    # A checkpoint whose record passes the checks before any work but whose weights do not fit the model:
+    # worker 0 prunes the victim, then meets the broken shadow 1; worker 1 prunes shadow 0.
+    broken = torch.load(root / "shadow_model_1" / "best.pth", weights_only=True) | {"state": {}}
+    torch.save(broken, root / "shadow_model_1" / "best.pth")
     out = run_script("prune.py", *base, "--pruner_name", "l1unstructure", "--prune_sparsity", "0.5",
                      "--prune_epochs", "1", "--workers", "2", cwd=in_tmp)
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -30,7 +30,8 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Experiment]
         mp.chdir(tmp_path_factory.mktemp("private"))
         threads = torch.get_num_threads()
         cfg = load_config(str(CONFIG), {"shadow_num": 1})
-        exp = open_experiment(RunOptions(str(CONFIG), device="cpu", quiet=True, threads=1), cfg, "test.log")
+        exp = open_experiment(RunOptions(str(CONFIG), device="cpu", quiet=True, threads=1), cfg, "test.log",
+                              make_split=True)
         train_original(exp, None)
         yield exp
         torch.set_num_threads(threads)

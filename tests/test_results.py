@@ -1,10 +1,10 @@
-"""The results schema: version 3's and 4's new fields round-trip under their JSON names; older records still
-load."""
+"""The results schema: version 3's and 4's new fields round-trip under their JSON names; older records still load;
+the records commit attack outputs (committed_outputs)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from results import SCHEMA_VERSION, AttackRecord, read_records
+from results import SCHEMA_VERSION, AttackRecord, append_record, committed_outputs, read_records
 
 
 def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:
@@ -13,7 +13,8 @@ def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:
                           tpr_at_0_01pct_fpr=0.5, tpr_at_0_1pct_fpr_ci_low=1.0, tpr_at_0_1pct_fpr_ci_high=4.0,
                           auc_ci_low=70.0, auc_ci_high=75.0, n_bootstrap=200, n_references=16,
                           epsilon=6.42, delta=1e-5, dp_accountant="rdp", dp_steps=70, privacy_note="note",
-                          defense_mode="fixed", pretrained_test_acc=65.0, pruned_test_acc=62.7)
+                          defense_mode="fixed", pretrained_test_acc=65.0, pruned_test_acc=62.7,
+                          provenance={"model_id": "ab", "settings": "cd", "parents": {"victim": "ef"}})
     data = record.to_json()
     assert data["dp_accountant"] == "rdp" and data["dp_steps"] == 70 and data["pruned_test_acc"] == 62.7
     assert data["tpr_at_0.01pct_fpr"] == 0.5 and data["tpr_at_0.1pct_fpr_ci_high"] == 4.0
@@ -38,3 +39,15 @@ def test_a_line_with_a_byte_that_is_not_utf8_is_skipped_with_a_note(tmp_path: Pa
     assert [r.attack for r in records] == ["conf", "mentr"]
     at = bad.index(b"\xff")
     assert notes == [f"{path}:2: not UTF-8 text (byte {at}), skipped"]
+
+
+def test_committed_outputs_are_the_ids_that_readable_records_name(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    assert committed_outputs(path) == set()
+    for output in ("a1", "b2"):
+        append_record(path, AttackRecord(config="c", setting="original", attack="samia", original=True,
+                                         paper_acc=50.0, provenance={"model_id": output}))
+    append_record(path, AttackRecord(config="c", setting="original", attack="samia", original=True, paper_acc=50.0))
+    with open(path, "ab") as f:  # a cut line and a line of bytes that are not UTF-8 commit nothing
+        f.write(b'{"provenance": {"model_id": "c3"\n\xff\xfe{"provenance": {"model_id": "d4"}}\n')
+    assert committed_outputs(path) == {"a1", "b2"}

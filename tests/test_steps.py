@@ -65,7 +65,7 @@ def test_unknown_defense_and_step_order_errors(work: Path, tmp_path: Path) -> No
     assert "valid" in one_error_line(steps(work, "prune.py", "digits_columnfc", "--defend", "ppv"))
     shutil.copytree(ROOT / "config", tmp_path / "config")
     line = one_error_line(run_script("prune.py", "cpu", "config/digits_columnfc.json", cwd=tmp_path))
-    assert "victim_model/best.pth not found" in line and "python pretrain.py" in line
+    assert "data_index.json not found: only pretrain.py makes the split" in line and "python pretrain.py" in line
 
 
 def test_attacks_all_on_pruned_and_original_write_records(work: Path) -> None:
@@ -88,7 +88,7 @@ def test_attacks_all_on_pruned_and_original_write_records(work: Path) -> None:
             assert 0 <= r["auc"] <= 100 and r["victim_sparsity"] == pytest.approx(0.0 if original else 0.7, abs=0.01)
             assert (work / r["scores_file"]).is_file()
     rerun = steps(work, "mia.py", "digits_columnfc", "--prune_sparsity", "0.7", "--attacks", "all")
-    assert "finished earlier, skipped" in rerun.stdout
+    assert "every usable requested attack is up to date" in rerun.stdout
 
 
 def test_mia_errors_name_the_fix(work: Path) -> None:
