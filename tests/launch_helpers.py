@@ -61,15 +61,22 @@ TINY = GridBlock("digits_columnfc", sparsities=(0.7,),
 
 
 def run_dependent(key: str) -> bool:
-    """Fields that differ between two runs of the same commands: timings, dates, paths, fresh model ids."""
-    return key.endswith("seconds") or "model_id" in key or key in ("time", "versions", "scores_file")
+    """Fields that differ between two runs of the same commands: timings, dates, paths, and in the provenance
+    record the ids minted per run (its settings and split fingerprint must agree)."""
+    return key.endswith("seconds") or key in ("time", "versions", "scores_file", "model_id", "parents")
+
+
+def without_run_dependent(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: without_run_dependent(v) for k, v in value.items() if not run_dependent(k)}
+    return value
 
 
 def numbers(root: Path) -> dict[tuple[str, str], dict]:
     out = {}
     for line in (root / "log" / "digits_columnfc" / "results.jsonl").read_text().splitlines():
         r = json.loads(line)
-        out[r["setting"], r["attack"]] = {k: v for k, v in r.items() if not run_dependent(k)}
+        out[r["setting"], r["attack"]] = without_run_dependent(r)
     return out
 
 
