@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the paper's experiments, then draw the tables and figures.
 #
-#   bash run_all.sh --quick            CPU, embedded data (digits, synthetic_purchase); 13 min measured on 2 cores
+#   bash run_all.sh --quick            CPU, embedded data (digits, synthetic_purchase); 13 min 15 s measured on 2 cores
 #   bash run_all.sh --paper            the paper's full grid; a GPU machine with the datasets in data/datasets
 #   options: --dry-run (print the task graph), --jobs N (tasks side by side; default 2 for --quick, 1 for --paper),
 #            --launcher local|ray|slurm (default local) and any other grid.py flag (python grid.py --help),
