@@ -44,7 +44,8 @@ def basic_seconds_per_epoch(exp: Experiment, setting: ModelSetting, shadow: int 
     path = exp.checkpoint_path(setting.undefended(), shadow)
     if not setting.defended or not path.exists():
         return None
-    return load_checkpoint(path, exp.make_command(setting.undefended())).get("seconds_per_epoch")
+    # mmap: only one float is read, not the model's tensors (once per role and defended run)
+    return load_checkpoint(path, exp.make_command(setting.undefended()), mmap=True).get("seconds_per_epoch")
 
 
 def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, options: DefenseOptions) -> DefenseOptions:
