@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from errors import UserError
-from storage import atomic_save_npz
+from storage import NPZ_ERRORS, atomic_save_npz, read_npz
 
 CHECKPOINT = "best.pth"  # the file every step writes in a model folder
 MEMBERSHIP = "membership.npz"  # beside a setting's references: which population points each trained on
@@ -80,11 +80,10 @@ def load_reference_membership(path: Path, population_indices: np.ndarray, seed: 
     """The saved (n_refs, n_pop) matrix, after checking it was made for this population and seed."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            saved = {k: f[k] for k in ("membership", "population_indices", "seed", "population_hash")}
+        saved = read_npz(path, ("membership", "population_indices", "seed", "population_hash"))
     except FileNotFoundError:
         raise UserError(f"reference membership file {path} not found", "train the references first") from None
-    except Exception as e:  # zip, key and format errors all mean the file cannot be trusted
+    except NPZ_ERRORS as e:  # zip, key and format errors all mean the file cannot be trusted
         raise UserError(f"reference membership file {path} is unreadable ({type(e).__name__})",
                         "delete it and the references beside it, then retrain") from None
     if (str(saved["population_hash"]) != population_hash(population_indices)
