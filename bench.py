@@ -42,15 +42,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import datasets  # noqa: E402
-import training  # noqa: E402
 from attackers import ATTACKS  # noqa: E402
 from attackers.base import AttackInput  # noqa: E402
 from attackers.features import _inference, _softmax64, sensitivity  # noqa: E402
 from attackers.threshold import ThresholdAttack, fit_threshold, fit_threshold_exhaustive  # noqa: E402
-from config import Config, load_config  # noqa: E402
+from core import training  # noqa: E402
+from core.config_schema import Config, load_config  # noqa: E402
+from core.training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
 from experiment import Experiment, RunOptions, channels_last  # noqa: E402
 from models import count_parameters  # noqa: E402
-from training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
@@ -472,14 +472,14 @@ def bench_refs(stem: str, prof: Profile, threads: int | None) -> list[list[str]]
 def bench_memscore(stem: str, prof: Profile, models: int = 2) -> list[str]:
     """Mem-score subset models (memscore.compute_scores, the config's epochs, fraction 0.7) per hour: the
     unit of memscore.py's cost, so K models of a config take K / rate hours on this machine."""
-    import memscore
+    from defenses import memscores
     exp = load_experiment(stem)
     cfg = exp.cfg
     epochs = int(cfg.memscore["epochs"]) or cfg.epochs
     train = dataclasses.replace(exp.train_config(epochs), early_stop=epochs, progress=False)
     x, y = exp.pool.x, exp.pool.y
     t0 = now()
-    memscore.compute_scores(exp.fresh_model, x, y, models=models, fraction=float(cfg.memscore["fraction"]),
+    memscores.compute_scores(exp.fresh_model, x, y, models=models, fraction=float(cfg.memscore["fraction"]),
                             cfg=train, seed=cfg.seed, progress=False)
     per_model = (now() - t0) / models
     return [stem, f"{len(y):,} rows, {epochs} epochs", fmt_s(per_model), f"**{3600 / per_model:,.0f}**",
@@ -551,9 +551,9 @@ def gemm_share(fn: Any) -> float:
 def bench_ensemble(prof: Profile, k: int = 6, rows: int = 4950, epochs: int = 1) -> list[list[str]]:
     """K columnfc models on synthetic_purchase-shaped random data: one at a time (training.fit) vs at once
     (ensemble.fit_ensemble), interleaved, best of prof.repeats; models per hour both ways."""
-    from ensemble import fit_ensemble
+    from core.training import SplitTensors, fit
+    from experiment.ensemble import fit_ensemble
     from models import build_model
-    from training import SplitTensors, fit
     gen = torch.Generator().manual_seed(0)
 
     def split() -> SplitTensors:
@@ -726,7 +726,7 @@ def _fit_epochs(device: torch.device, nets: list[nn.Module], x: torch.Tensor, y:
                 cfg: TrainConfig, memory: torch.memory_format) -> tuple[float, float]:
     """One epoch of training.fit per model (one after another) vs one epoch of ensemble.fit_ensemble for all;
     both evaluate dev (2/9 of the train rows) and test (as many as train) as fit does every epoch."""
-    from ensemble import fit_ensemble
+    from experiment.ensemble import fit_ensemble
     from models import build_model
     n = len(y)
     data = training.SplitTensors(x, y, x[: max(n * 2 // 9, 1)], y[: max(n * 2 // 9, 1)], x, y)
@@ -745,12 +745,12 @@ def _fit_epochs(device: torch.device, nets: list[nn.Module], x: torch.Tensor, y:
 
 
 def paper_grid_counts() -> dict[str, int]:
-    """Commands of grid.py's paper profile per step script (pretrain, prune, mia, refs, memscore, nas_privacy);
-    the projection below covers the artifact's three steps and states the rest as counts."""
+    """Commands of the paper profile (launch/profiles.py) per step script (pretrain, prune, mia, refs, memscore,
+    nas_privacy); the projection below covers the artifact's three steps and states the rest as counts."""
     import collections
 
-    import grid
-    return dict(collections.Counter(cmd.split()[1].removesuffix(".py") for exp in grid.PAPER
+    from launch import profiles
+    return dict(collections.Counter(cmd.split()[1].removesuffix(".py") for exp in profiles.PAPER
                                     for cmd in exp.commands()))
 
 

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from errors import UserError
-from storage import NPZ_ERRORS, atomic_write, log, read_npz
+from core.errors import UserError
+from core.storage import NPZ_ERRORS, atomic_write, log, read_npz
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # also used for cifar100 (artifact)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

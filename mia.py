@@ -26,9 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import provenance
 import pruner
-import references
 from attackers import (
     ATTACKS,
     Attack,
@@ -49,10 +47,14 @@ from attackers.features import (
 )
 from attackers.metrics import NonFiniteScores, attack_metrics
 from attackers.refstats import lira_statistic
-from cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of
-from config import Config
+from core import provenance, reference_splits
+from core.config_schema import Config
+from core.errors import UserError
+from core.results import AttackRecord, append_record, committed_outputs
+from core.setting import AttackSetting, ModelSetting
+from core.storage import atomic_save_npz, log, npz_record, save_npz_with_record
+from core.training import evaluate, format_line
 from defenses import DefenseOptions
-from errors import UserError
 from experiment import (
     Experiment,
     check_setting,
@@ -62,10 +64,7 @@ from experiment import (
     settings_defaults,
     versions,
 )
-from results import AttackRecord, append_record, committed_outputs
-from setting import AttackSetting, ModelSetting
-from storage import atomic_save_npz, log, npz_record, save_npz_with_record
-from training import evaluate, format_line
+from experiment.cli import add_setting_flags, base_parser, defense_options, parse, run_main, setting_of
 
 
 @dataclass
@@ -254,7 +253,7 @@ def reference_shortfall(exp: Experiment, setting: AttackSetting, attack: type) -
         return f"{attack.name} needs at least {need} reference models, ref_models is {cfg.ref_models}", \
             f"pass --ref_models {need} or more"
     folder = setting.victim.refs_folder(exp.root)
-    missing = references.missing_references(folder, cfg.ref_models)
+    missing = reference_splits.missing_references(folder, cfg.ref_models)
     if missing:
         return (f"{attack.name} needs {cfg.ref_models} reference models in {folder}; "
                 f"{cfg.ref_models - len(missing)} exist", f"make them with: {refs_command(exp, setting)}")
@@ -279,18 +278,19 @@ def usable_attacks(exp: Experiment, setting: AttackSetting, names: list[str], ex
 def online_references(exp: Experiment, setting: AttackSetting, options: DefenseOptions) -> ReferenceSet:
     """refs.py's references of the victim's setting, checked against this split and setting."""
     s, cfg = exp.splits, exp.cfg
-    population, offline = references.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)
+    population, offline = reference_splits.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev,
+                                                              s.victim_test)
     folder = setting.victim.refs_folder(exp.root)
-    membership = references.load_reference_membership(folder / references.MEMBERSHIP, population, cfg.seed)
+    membership = reference_splits.load_reference_membership(folder / reference_splits.MEMBERSHIP, population, cfg.seed)
     if len(membership) < cfg.ref_models:
-        raise UserError(f"{folder / references.MEMBERSHIP} lists {len(membership)} references, "
+        raise UserError(f"{folder / reference_splits.MEMBERSHIP} lists {len(membership)} references, "
                         f"ref_models is {cfg.ref_models}", f"make them with: {refs_command(exp, setting)}")
     membership = membership[:cfg.ref_models]
-    wanted, digest = setting.victim.prefix or "original", references.population_hash(population)
+    wanted, digest = setting.victim.prefix or "original", reference_splits.population_hash(population)
     models = []
     for i in range(cfg.ref_models):
-        path = references.reference_dir(folder, i) / references.CHECKPOINT
-        parts = references.reference_split(population, membership[i], cfg.split["dev"] / cfg.split["train"],
+        path = reference_splits.reference_dir(folder, i) / reference_splits.CHECKPOINT
+        parts = reference_splits.reference_split(population, membership[i], cfg.split["dev"] / cfg.split["train"],
                                            cfg.seed, i)
         exp.checked_id(path, exp.expected_reference(setting.victim, i, options, exp.split_of(parts)),
                        refs_command(exp, setting))
@@ -301,15 +301,15 @@ def online_references(exp: Experiment, setting: AttackSetting, options: DefenseO
                             f"{wanted}, population {digest})", "delete the folder's references and rerun refs.py")
         models.append(model)
     log.info(f"Loaded {len(models)} online references from {folder}")
-    return ReferenceSet("online", models, references.membership_of(membership, population, targets_of(exp)),
-                        offline, references.membership_of(membership, population, offline))
+    return ReferenceSet("online", models, reference_splits.membership_of(membership, population, targets_of(exp)),
+                        offline, reference_splits.membership_of(membership, population, offline))
 
 
 def offline_references(exp: Experiment, shadow_models: list[nn.Module]) -> ReferenceSet:
     """The shadows as offline references; z = the points the victim never saw that at least one shadow did
     not train on either (RMIA offline needs an OUT reference for every z)."""
     s = exp.splits
-    _, offline = references.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)
+    _, offline = reference_splits.victim_populations(len(exp.pool.y), s.victim_train, s.victim_dev, s.victim_test)
     trains = [part[0] for part in s.shadows[:len(shadow_models)]]
 
     def seen(points: np.ndarray) -> np.ndarray:

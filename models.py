@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from errors import UserError
+from core.errors import UserError
 
 
 def init_weights(model: nn.Module) -> nn.Module:

@@ -17,9 +17,12 @@ import numpy as np
 import torch
 
 import datasets
-from cli import Parser, run_main
-from errors import UserError
+from core.errors import UserError
+from core.results import AttackRecord, append_record
+from core.storage import atomic_write, log, setup_logging
+from core.training import TrainConfig
 from experiment import resolve_device, seed_everything
+from experiment.cli import Parser, run_main
 from models import build_model
 from nas import adra as A
 from nas import amia as M
@@ -28,9 +31,6 @@ from nas.defenses import SEARCH_DEFENSES, distill, noisy
 from nas.search import SearchConfig, search
 from nas.splits import nas_splits_for
 from nas.supernet import DiscreteNet, Genotype, SpaceConfig, SuperNet, derive_genotype, load_genotype, save_genotype
-from results import AttackRecord, append_record
-from storage import atomic_write, log, setup_logging
-from training import TrainConfig
 
 SUBCOMMANDS = ("search", "amia", "adra")
 

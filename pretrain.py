@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from cli import add_workers_flag, base_parser, parse, run_main
+from core.setting import ModelSetting
+from core.storage import RECORD_KEY, atomic_torch_save, log
+from core.training import evaluate, fit
 from experiment import Experiment, for_each_index, model_seed, models_to_make, open_experiment, role_label
-from setting import ModelSetting
-from storage import RECORD_KEY, atomic_torch_save, log
-from training import evaluate, fit
+from experiment.cli import add_workers_flag, base_parser, parse, run_main
 
 ORIGINAL = ModelSetting.original()
 

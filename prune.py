@@ -21,10 +21,11 @@ from dataclasses import asdict, replace
 import torch
 from torch import nn
 
-import memscore
 import pruner
-from cli import add_setting_flags, add_workers_flag, base_parser, defense_options, parse, run_main, setting_of
-from defenses import Defense, DefenseOptions, create_defense, needs_mem_scores
+from core.setting import ModelSetting
+from core.storage import RECORD_KEY, atomic_torch_save, load_checkpoint, log
+from core.training import FitResult, SplitTensors, evaluate, fit
+from defenses import Defense, DefenseOptions, create_defense, memscores, needs_mem_scores
 from experiment import (
     Experiment,
     check_setting,
@@ -34,9 +35,15 @@ from experiment import (
     open_experiment,
     role_label,
 )
-from setting import ModelSetting
-from storage import RECORD_KEY, atomic_torch_save, load_checkpoint, log
-from training import FitResult, SplitTensors, evaluate, fit
+from experiment.cli import (
+    add_setting_flags,
+    add_workers_flag,
+    base_parser,
+    defense_options,
+    parse,
+    run_main,
+    setting_of,
+)
 
 
 def basic_seconds_per_epoch(exp: Experiment, setting: ModelSetting, shadow: int | None) -> float | None:
@@ -53,7 +60,7 @@ def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, opt
     defense reads them (victim and shadows read the one per-config table, each at its own train rows)."""
     if not needs_mem_scores(setting.defend):
         return options
-    scores = memscore.load_scores(exp.root / "memscore", exp.train_rows(shadow), exp.command("memscore.py"),
+    scores = memscores.load_scores(exp.root / "memscore", exp.train_rows(shadow), exp.command("memscore.py"),
                                   expected=exp.settings("memscore"))
     return replace(options, mem_scores=scores)
 

@@ -48,10 +48,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from errors import UserError
-from registry import Registry
-from storage import log
-from training import FitResult, SplitTensors, TrainConfig, TrainHooks, fit
+from core.errors import UserError
+from core.registry import Registry
+from core.storage import log
+from core.training import FitResult, SplitTensors, TrainConfig, TrainHooks, fit
 
 Masks = dict[str, Tensor]  # "module_name.weight" / "module_name.bias" -> 0/1 tensor of the parameter's shape
 

@@ -6,7 +6,7 @@ pruned and fine-tuned exactly as the victim (same approach, sparsity and defense
                    --ref_models 16 [--workers 2]
 
 Outputs: result/<config>/refs/<prefix or original>/reference_model_<i>/best.pth and membership.npz (which
-population points each reference trained on, references.py). Asking for more references trains only the
+population points each reference trained on, reference_splits.py). Asking for more references trains only the
 missing ones; a killed run resumes (every checkpoint is written atomically). A pruned setting's references
 start from the original references (refs/original/), made here when missing, as the victim starts from its
 original. The offline variants need no references from here: the shadows never saw the victim's data.
@@ -26,28 +26,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import provenance
 import pruner
-import references
-from cli import add_setting_flags, add_workers_flag, base_parser, defense_options, parse, run_main, setting_of
+from core import provenance, reference_splits
+from core.setting import ModelSetting
+from core.storage import RECORD_KEY, atomic_torch_save, checkpoint_record, log
+from core.training import evaluate, fit
 from defenses import DefenseOptions, create_defense
 from experiment import Experiment, check_setting, for_each_index, open_experiment, reference_seed
-from setting import ModelSetting
-from storage import RECORD_KEY, atomic_torch_save, checkpoint_record, log
-from training import evaluate, fit
+from experiment.cli import (
+    add_setting_flags,
+    add_workers_flag,
+    base_parser,
+    defense_options,
+    parse,
+    run_main,
+    setting_of,
+)
 
 ORIGINAL = ModelSetting.original()
 
 
 def online_population(exp: Experiment) -> np.ndarray:
     s = exp.splits
-    return references.victim_populations(exp.pool_size, s.victim_train, s.victim_dev, s.victim_test)[0]
+    return reference_splits.victim_populations(exp.pool_size, s.victim_train, s.victim_dev, s.victim_test)[0]
 
 
 def reference_parts(exp: Experiment, population: np.ndarray, row: np.ndarray, index: int) -> tuple[np.ndarray, ...]:
     """Pool indices (train, dev, test) of reference `index` (references.reference_split)."""
     split = exp.cfg.split
-    return references.reference_split(population, row, split["dev"] / split["train"], exp.cfg.seed, index)
+    return reference_splits.reference_split(population, row, split["dev"] / split["train"], exp.cfg.seed, index)
 
 
 def reference_data(exp: Experiment, population: np.ndarray, row: np.ndarray, index: int):
@@ -65,7 +72,7 @@ def reference_record(exp: Experiment, setting: ModelSetting, index: int, options
 
 def train_original(exp: Experiment, index: int, population: np.ndarray, row: np.ndarray) -> None:
     """Reference `index` of the original kind: the pretraining schedule on its IN half (pretrain.py's recipe)."""
-    path = references.reference_dir(ORIGINAL.refs_folder(exp.root), index) / references.CHECKPOINT
+    path = reference_splits.reference_dir(ORIGINAL.refs_folder(exp.root), index) / reference_splits.CHECKPOINT
     seed = reference_seed(exp.cfg, index, "pretrain")
     torch.manual_seed(seed)
     model, data = exp.fresh_model(), reference_data(exp, population, row, index)
@@ -74,7 +81,7 @@ def train_original(exp: Experiment, index: int, population: np.ndarray, row: np.
     train_acc = evaluate(model, data.train_x, data.train_y)[0]
     atomic_torch_save(result.checkpoint() | {"train_acc": train_acc, "setting": "original",
                                              "reference_index": index,
-                                             "population_hash": references.population_hash(population),
+                                             "population_hash": reference_splits.population_hash(population),
                                              RECORD_KEY: reference_record(exp, ORIGINAL, index, None, population, row)},
                       path)
     log.info(f"{path.parent.name} (original): train {train_acc:.2f} / dev {result.dev_acc:.2f} / test "
@@ -86,8 +93,8 @@ def prune_reference(exp: Experiment, index: int, setting: ModelSetting, options:
                     population: np.ndarray, row: np.ndarray) -> None:
     """Prune the original reference `index` as the victim was pruned, then fine-tune it (prune.py's recipe)."""
     cfg = exp.cfg
-    source = references.reference_dir(ORIGINAL.refs_folder(exp.root), index) / references.CHECKPOINT
-    path = references.reference_dir(setting.refs_folder(exp.root), index) / references.CHECKPOINT
+    source = reference_splits.reference_dir(ORIGINAL.refs_folder(exp.root), index) / reference_splits.CHECKPOINT
+    path = reference_splits.reference_dir(setting.refs_folder(exp.root), index) / reference_splits.CHECKPOINT
     model, _ = exp.load_model_at(source, exp.command("refs.py", "--original"))
     data = reference_data(exp, population, row, index)
     name, sparsity = str(setting.pruner_name), float(setting.sparsity or 0.0)
@@ -104,7 +111,7 @@ def prune_reference(exp: Experiment, index: int, setting: ModelSetting, options:
         "state": state, "masks": masks, "train_acc": train_acc, "sparsity": measured, "pruner_name": name,
         "prune_sparsity": sparsity, "defend": setting.defend, "defend_arg": setting.defend_arg,
         "setting": setting.prefix, "reference_index": index,
-        "population_hash": references.population_hash(population),
+        "population_hash": reference_splits.population_hash(population),
         RECORD_KEY: reference_record(exp, setting, index, options, population, row)}, path)
     log.info(f"{path.parent.name} ({setting.prefix}): sparsity {measured['overall']:.3f}, train {train_acc:.2f} / "
              f"test {result.test_acc:.2f} %, {result.epochs_run} epochs, {result.seconds:.1f} s")
@@ -150,10 +157,10 @@ def references_to_make(exp: Experiment, setting: ModelSetting, options: DefenseO
 
 def membership_files(exp: Experiment, setting: ModelSetting, population: np.ndarray) -> np.ndarray:
     """The (ref_models, population) matrix, saved beside the original and (if pruned) the setting's references;
-    a folder made for another population or seed is refused (references.load_reference_membership)."""
+    a folder made for another population or seed is refused (reference_splits.load_reference_membership)."""
     folders = {ORIGINAL.refs_folder(exp.root), setting.refs_folder(exp.root)}
-    matrices = [references.reference_membership(f / references.MEMBERSHIP, population, exp.cfg.ref_models, exp.cfg.seed)
-                for f in sorted(folders)]
+    matrices = [reference_splits.reference_membership(f / reference_splits.MEMBERSHIP, population, exp.cfg.ref_models,
+                                                      exp.cfg.seed) for f in sorted(folders)]
     return matrices[0]
 
 

@@ -38,7 +38,6 @@ from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
-import results  # noqa: E402
 from attackers import (  # noqa: E402
     baseline_result,
     classic_result,
@@ -48,12 +47,13 @@ from attackers import (  # noqa: E402
     proposed_result,
     result_order,
 )
-from cli import run_main  # noqa: E402
-from errors import UserError  # noqa: E402
+from core import results  # noqa: E402
+from core.errors import UserError  # noqa: E402
+from core.results import AttackRecord  # noqa: E402
+from core.setting import OPTION_SHORT, options_suffix  # noqa: E402
+from core.storage import NPZ_ERRORS, read_npz  # noqa: E402
+from experiment.cli import run_main  # noqa: E402
 from pruner import PRUNERS  # noqa: E402
-from results import AttackRecord  # noqa: E402
-from setting import OPTION_SHORT, options_suffix  # noqa: E402
-from storage import NPZ_ERRORS, read_npz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 KEY = ["config", "setting", "attack"]

@@ -15,8 +15,8 @@ from attackers.population_loss import LossAttack
 from attackers.rmia import RmiaOfflineAttack, RmiaOnlineAttack
 from attackers.samia import SamiaAttack
 from attackers.threshold import ThresholdAttack
-from errors import UserError
-from registry import Registry
+from core.errors import UserError
+from core.registry import Registry
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
 register_attack = ATTACKS.register

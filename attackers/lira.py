@@ -38,7 +38,7 @@ from scipy.special import log_ndtr
 from attackers.base import Attack, AttackInput, AttackResult
 from attackers.metrics import paper_accuracy
 from attackers.refstats import RefInputs, check_alpha, reference_inputs, variants_of
-from errors import UserError
+from core.errors import UserError
 
 SIGMA_FLOOR = 1e-30  # the released code's `std + 1e-30`: a zero spread must not divide by zero
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from attackers.base import Attack, AttackInput, AttackResult
 from attackers.features import one_hot, top_k_sorted
 from attackers.metrics import paper_accuracy
+from core.training import split_batches
 from models import init_weights
-from training import split_batches
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 from attackers.base import Attack, AttackInput, AttackResult
 from attackers.metrics import paper_accuracy
 from attackers.refstats import check_alpha, lira_statistic
-from errors import UserError
+from core.errors import UserError
 
 
 def log_prob_from_stat(stat: np.ndarray) -> np.ndarray:

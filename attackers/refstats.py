@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 from attackers.base import AttackInput
-from errors import UserError
+from core.errors import UserError
 
 TINY = np.finfo(np.float64).tiny  # keeps log() finite when a softmax saturated to exactly 1 or 0
 

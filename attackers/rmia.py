@@ -33,7 +33,7 @@ import numpy as np
 from attackers.base import Attack, AttackInput, AttackResult
 from attackers.metrics import paper_accuracy
 from attackers.refstats import check_alpha, reference_inputs, true_class_prob, variants_of
-from errors import UserError
+from core.errors import UserError
 
 
 def check_counts(in_mask: np.ndarray, variant: str, what: str) -> None:

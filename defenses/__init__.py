@@ -6,13 +6,13 @@ below (see the README's "How to add an attack / a defense").
 """
 from __future__ import annotations
 
+from core.registry import Registry
 from defenses.adv import AdvReg
 from defenses.base import ArgSpec, Defense, DefenseOptions
 from defenses.dp import DPSGD, MicrobatchDP
 from defenses.ppb import PPB
 from defenses.relaxloss import RelaxLoss
 from defenses.wemem import WEMEM_DEFENSES
-from registry import Registry
 
 DEFENSES: Registry[type[Defense]] = Registry("defense")
 register_defense = DEFENSES.register

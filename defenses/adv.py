@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from attackers.nn import mia_fc
+from core.training import SplitTensors, StepStats, TrainConfig
 from defenses.base import ArgSpec, Defense
 from models import init_weights
-from training import SplitTensors, StepStats, TrainConfig
 
 ADV_LR = 1e-3
 ADV_WEIGHT_DECAY = 5e-4

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from errors import UserError
-from training import TrainHooks
+from core.errors import UserError
+from core.training import TrainHooks
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "dp_accountant": (lambda v: v in ACCOUNTANTS, "--dp_accountant", " or ".join(ACCOUNTANTS)),
     "adv_steps": (lambda v: 1 <= v <= 1000, "adversary steps per batch", "an integer between 1 and 1000"),
     "defense_mode": (lambda v: v in MODES, "--defense_mode", " or ".join(MODES)),
-    "config_epochs": (lambda v: 0 <= v <= 100_000, "the config's epochs", "config.py's epochs bounds"),
+    "config_epochs": (lambda v: 0 <= v <= 100_000, "the config's epochs", "core/config_schema.py's epochs bounds"),
 }
 
 

@@ -61,9 +61,9 @@ from torch.func import functional_call, grad, vmap
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
 
+from core.errors import UserError
+from core.training import SplitTensors, StepStats, TrainConfig
 from defenses.base import ArgSpec, Defense, DefenseOptions
-from errors import UserError
-from training import SplitTensors, StepStats, TrainConfig
 
 MICROBATCH = 64  # pyvacy's microbatch size in the artifact (capped at the batch size)
 MAX_CHUNK = 32  # samples per vmap call in DP-SGD ...

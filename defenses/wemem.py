@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import UserError
+from core.setting import options_suffix
+from core.training import SplitTensors, StepStats, TrainConfig, split_batches
 from defenses.base import Defense, DefenseOptions, require
-from errors import UserError
-from setting import options_suffix
-from training import SplitTensors, StepStats, TrainConfig, split_batches
 
 DEFAULT_STRIDE, DEFAULT_WIDTH = 50, 500  # WeMem's run_shell.sh for CIFAR-10 slide_re (location: 1, 15)
 DEFAULT_MEM_THRE = 0.6

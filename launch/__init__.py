@@ -3,11 +3,11 @@ one progress report (launch.progress), and a backend per engine in LAUNCHERS. Ra
 only by their own backend, when it runs (requirements-dist.txt)."""
 from __future__ import annotations
 
+from core.registry import Registry
 from launch.base import Launcher
 from launch.local import LocalLauncher
 from launch.ray_backend import RayLauncher
 from launch.slurm import SlurmLauncher
-from registry import Registry
 
 LAUNCHERS: Registry[type[Launcher]] = Registry("launcher")
 for _launcher in (LocalLauncher, RayLauncher, SlurmLauncher):

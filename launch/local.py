@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from errors import UserError
+from core.errors import UserError
 from launch.base import Launcher
 from launch.execute import Outcome, run_with_retries, skipped
 from launch.progress import Progress

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from errors import UserError
+from core.errors import UserError
 from launch.base import Launcher
 from launch.execute import Outcome, run_with_retries, skipped
 from launch.progress import Progress

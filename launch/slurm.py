@@ -23,12 +23,12 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from errors import UserError
+from core.errors import UserError
+from core.storage import atomic_write
 from launch.base import Launcher
 from launch.execute import Outcome, run_with_retries, skipped
 from launch.progress import Progress
 from launch.tasks import Task, levels
-from storage import atomic_write
 
 
 def outcome_path(folder: Path, task_id: str) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from setting import AttackSetting
+    from core.setting import AttackSetting
 
 # What a command makes or reads: (kind, config, name), e.g. ("model", "digits_columnfc", "l1unstructure_0.7").
 Key = tuple[str, str, str]
@@ -77,7 +77,7 @@ class _Io:
 
 
 def _setting_parser() -> argparse.ArgumentParser:
-    from cli import add_setting_flags  # cli imports the registries (torch): only when a graph is built
+    from experiment.cli import add_setting_flags  # cli imports the registries (torch): only when a graph is built
 
     p = argparse.ArgumentParser(add_help=False)
     add_setting_flags(p)
@@ -93,8 +93,8 @@ def _setting_parser() -> argparse.ArgumentParser:
 def attack_of(ns: argparse.Namespace) -> AttackSetting:
     """The victim and shadows of a mia.py command, as mia.attack_setting reads its flags (without its checks,
     which need the config; tests/test_launch.py compares the two on the quick profile)."""
-    from cli import setting_of
-    from setting import AttackSetting, ModelSetting
+    from core.setting import AttackSetting, ModelSetting
+    from experiment.cli import setting_of
 
     if ns.original:  # --pruner_name names pruned shadows' approach unless --shadow_pruner_name does
         return AttackSetting.of(ModelSetting.original(), shadow_pruner_name=ns.shadow_pruner_name or ns.pruner_name,
@@ -105,10 +105,10 @@ def attack_of(ns: argparse.Namespace) -> AttackSetting:
 
 def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
     """What one command makes and reads (the table in the module docstring)."""
-    from cli import setting_of
+    from core.setting import ModelSetting
     from defenses import needs_mem_scores
+    from experiment.cli import setting_of
     from nas.defenses import SEARCH_DEFENSES
-    from setting import ModelSetting
 
     words = shlex.split(command)
     script, cfg = Path(words[1]).name, config_of(command)  # a script may be named by its path

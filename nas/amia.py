@@ -21,7 +21,7 @@ from torch import nn
 from attackers.base import AttackInput, AttackResult
 from attackers.metrics import attack_metrics, paper_accuracy
 from attackers.threshold import ThresholdAttack
-from training import FitResult, SplitTensors, TrainConfig, fit
+from core.training import FitResult, SplitTensors, TrainConfig, fit
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from errors import UserError
+from core.errors import UserError
 from nas.defenses import check_defense
 from nas.ops import ACTIVATIONS, OPS, PRIMITIVES
 from nas.splits import check_fractions

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from errors import UserError
-from training import FitResult, SplitTensors, TrainConfig, TrainHooks, fit
+from core.errors import UserError
+from core.training import FitResult, SplitTensors, TrainConfig, TrainHooks, fit
 
 DEFENSES = ("none", "arch_grad_noise", "arch_l2", "sample_noise", "distill")
 DEFAULT_ARG = {"none": 0.0, "arch_grad_noise": 0.1, "arch_l2": 1e-3, "sample_noise": 0.1, "distill": 0.5}

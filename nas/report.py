@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from storage import atomic_write
+from core.storage import atomic_write
 
 AMIA_KEY = ("config", "dataset_name", "P", "activation", "defense", "setting", "membership_set", "eta", "attack")
 AMIA_COLS = ("dataset_name", "P", "defense", "setting", "membership_set", "attack", "attack_acc_2p1", "f1", "acc",

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from errors import UserError
+from core.errors import UserError
+from core.storage import atomic_torch_save, load_checkpoint, log
+from core.training import StepStats, TrainConfig, TrainHooks, batch_stats, evaluate, train_one_epoch
 from nas.supernet import SuperNet
-from storage import atomic_torch_save, load_checkpoint, log
-from training import StepStats, TrainConfig, TrainHooks, batch_stats, evaluate, train_one_epoch
 
 ARCH_NAMES = ("alpha", "beta")
 

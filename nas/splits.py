@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
-from storage import atomic_write
+from core.errors import UserError
+from core.storage import atomic_write
 
 SPLIT_NAMES = ("theta", "alpha", "shadow_train", "shadow_test", "unseen", "reference")
 REQUIRED = ("theta", "alpha", "shadow_train", "shadow_test", "unseen")

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import provenance
-from errors import UserError
+from core import provenance
+from core.errors import UserError
+from core.storage import atomic_write
 from nas.ops import PRIMITIVES, MixedOp, make_activation, make_op
-from storage import atomic_write
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from grid import GridBlock
 from launch.base import Context, Launcher
+from launch.profiles import GridBlock
 from launch.progress import Progress
 from launch.tasks import Task
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import cdist
-from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 from attackers.blindmi import (
     BlindMIAttack,
@@ -15,6 +14,7 @@ from attackers.blindmi import (
     kernel_row_sums,
 )
 from attackers.nn import TrainConfig
+from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 # hyhmia/BlindMI BlindMIUtil.mmd_loss widths, typed in again so the oracle shares no code with the module
 WIDTHS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 5, 10, 15, 20, 25, 30, 35, 100, 1e3, 1e4, 1e5, 1e6]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import norm
-from synthetic_refs import reference_input
 
 from attackers.lira import LiraAttack, LiraConfig, lira_offline, lira_online
 from attackers.metrics import roc_auc, tpr_at_fpr
 from attackers.population_loss import LossAttack, LossConfig, log_prob_from_stat, population_threshold
 from attackers.refstats import lira_statistic
-from errors import UserError
+from core.errors import UserError
+from synthetic_refs import reference_input
 
 # Two targets, six references. Target 0: IN refs 0-2, target 1: IN refs 1, 3, 4.
 STATS = np.array([[1.0, 2.0, 4.0, -1.0, 0.0, 0.5],

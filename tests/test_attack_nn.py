@@ -6,12 +6,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
-from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 from attackers import ATTACKS, create_attack, resolve_attacks
 from attackers.base import AttackInput
 from attackers.nn import NNAttack, NNClsAttack, NNTop3Attack, TrainConfig, _batches, mia_fc, train_attack_model
-from errors import UserError
+from core.errors import UserError
+from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 # few epochs, a larger lr and smaller data than the artifact so the whole file runs in seconds
 FAST = TrainConfig(epochs=8, lr=0.05)

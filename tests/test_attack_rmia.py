@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.special import logit
-from synthetic_refs import reference_input
 
 from attackers.metrics import roc_auc, tpr_at_fpr
 from attackers.population_loss import LossAttack
 from attackers.rmia import RmiaAttack, RmiaConfig, pr_x, rmia, rmia_scores
-from errors import UserError
+from core.errors import UserError
+from synthetic_refs import reference_input
 
 # Two targets x and three population points z; two references (one pair).
 P_X = np.array([0.9, 0.5])                     # victim's p_y on x

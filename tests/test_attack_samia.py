@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_attack_nn import FAST, check_learned_attack, one_thread  # noqa: E402,F401
 
 from attackers.samia import SamiaAttack, SamiaTransformer, samia_features, samia_param_count
+from test_attack_nn import FAST, check_learned_attack, one_thread  # noqa: E402,F401
 
 
 def _count(model: torch.nn.Module) -> int:

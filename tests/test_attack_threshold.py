@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 from attackers.base import AttackInput
 from attackers.threshold import (
@@ -18,6 +17,7 @@ from attackers.threshold import (
     top1_score,
     xent_score,
 )
+from test_attack_features import assert_leaky_vs_null, make_attack_input  # noqa: E402
 
 
 def test_scores_hand_computed() -> None:

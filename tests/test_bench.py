@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import torch
-from conftest import ROOT
 from torch import nn
 
 from attackers.features import sensitivity
+from conftest import ROOT
 
 
 def test_plain_sensitivity_loop_draws_the_same_noise_as_the_batched_path() -> None:
@@ -58,7 +58,7 @@ def test_device_section_without_cuda_is_one_clear_error() -> None:
 
 
 def grid_counts() -> str:
-    import grid
-    lines = [c for e in grid.PAPER for c in e.commands()]
+    from launch import profiles
+    lines = [c for e in profiles.PAPER for c in e.commands()]
     n = {s: sum(f" {s}.py " in f" {c} " for c in lines) for s in ("pretrain", "prune", "mia")}
     return f"{n['pretrain']} pretrain, {n['prune']} prune, {n['mia']} mia commands"

@@ -14,7 +14,7 @@ import memscore
 import mia
 import pretrain
 import prune
-from cli import run_main
+from experiment.cli import run_main
 
 GOOD = {"dataset_name": "digits", "model_name": "columnfc", "epochs": 2, "num_cls": 10, "input_dim": 64}
 BIG = 10 ** 30

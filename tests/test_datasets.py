@@ -14,8 +14,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 import datasets
+from core.errors import UserError
 from datasets import DATASETS, Splits, load_pool, load_splits, make_splits, save_splits, splits_for
-from errors import UserError
 
 # ------------------------------------------------------------------------------------------ file writers
 

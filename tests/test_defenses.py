@@ -14,13 +14,13 @@ from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from torch import nn
 from torch.nn.utils import prune
 
+from core.errors import UserError
+from core.training import SplitTensors, TrainConfig, fit, train_one_epoch
 from defenses import DEFENSES, Defense, DefenseOptions, create_defense
 from defenses.adv import AdvReg, attack_features, loader_batches
 from defenses.dp import DPSGD, MicrobatchDP, poisson_batches
 from defenses.ppb import ppb_loss
 from defenses.relaxloss import relax_loss
-from errors import UserError
-from training import SplitTensors, TrainConfig, fit, train_one_epoch
 
 D, C = 6, 3
 

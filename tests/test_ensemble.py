@@ -1,5 +1,5 @@
 """ensemble.fit_ensemble: K models at once equal training.fit on each model alone, bit for bit on the CPU
-(float32 and float64): columnfc, a small CNN, a CNN with BatchNorm. The last test shows why ensemble.py
+(float32 and float64): columnfc, a small CNN, a CNN with BatchNorm. The last test shows why experiment/ensemble.py
 needs its own vmap rules: vmap's linear rounds differently from the model alone."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import vmap
 
-import ensemble
-from ensemble import fit_ensemble
+from core.training import FitResult, SplitTensors, TrainConfig, fit
+from experiment import ensemble
+from experiment.ensemble import fit_ensemble
 from models import build_model
-from training import FitResult, SplitTensors, TrainConfig, fit
 
 FEATURES, CLASSES = 12, 3
 
@@ -151,7 +151,7 @@ def test_mismatched_inputs_are_refused() -> None:
 
 
 def test_vmaps_own_linear_rounds_differently_from_the_model_alone() -> None:
-    """Why ensemble.py has its own vmap rules: vmap turns F.linear into a batched matmul plus a separate
+    """Why experiment/ensemble.py has its own vmap rules: vmap turns F.linear into a batched matmul plus a separate
     bias add, the model alone folds the bias into addmm; in float32 they differ in the last bits (a
     minimal case, measured: 128 x 256 -> 128 with non-zero bias), ensemble's rule equals addmm exactly."""
     g = torch.Generator().manual_seed(0)

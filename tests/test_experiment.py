@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli import base_parser, parse, run_main
-from config import load_config
-from errors import UserError
+from core.config_schema import load_config
+from core.errors import UserError
 from experiment import resolve_device
+from experiment.cli import base_parser, parse, run_main
 
 GOOD = {"dataset_name": "digits", "model_name": "columnfc", "epochs": 3, "num_cls": 10, "input_dim": 64}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from grid import PAPER, QUICK, GridBlock
+from launch.profiles import PAPER, QUICK, GridBlock
 
 
 def test_block_expands_in_dependency_order() -> None:

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_script
 
-import memscore
 import mia
 import prune
 from attackers.threshold import ThresholdAttack
-from cli import run_main
-from errors import UserError
-from storage import atomic_save_npz
+from conftest import ROOT, run_script
+from core.errors import UserError
+from core.storage import atomic_save_npz
+from defenses import memscores
+from experiment.cli import run_main
 
 CONFIG = "config/digits_columnfc.json"
 FAST = ("--shadow_num", "1", "--epochs", "2", "--prune_epochs", "1", "--quiet", "--threads", "1")
@@ -159,7 +159,7 @@ def test_cut_short_mem_scores_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "scores.npz").write_bytes(data[:len(data) // 2])
     with pytest.raises(UserError, match="scores.npz is unreadable or cut short .BadZipFile. .delete it and rerun: "
                                         "python memscore.py X --overwrite"):
-        memscore.load_scores(tmp_path, np.arange(10), "python memscore.py X")
+        memscores.load_scores(tmp_path, np.arange(10), "python memscore.py X")
 
 
 # ------------------------------------------------------------------------------------------ flags and hints

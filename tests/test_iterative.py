@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 import pruner
+from core.errors import UserError
+from core.training import SplitTensors, StepStats, TrainConfig, TrainHooks
 from defenses import create_defense
-from errors import UserError
 from models import build_model
-from training import SplitTensors, StepStats, TrainConfig, TrainHooks
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_helpers import launch, made, runs, toy_grid
 
-from errors import UserError
-from grid import PAPER, QUICK, GridBlock, NasBlock, WeMemStudy
+from core.errors import UserError
 from launch.execute import Outcome
 from launch.local import LocalLauncher, default_gpus_per_task, gpu_slots, schedule
+from launch.profiles import PAPER, QUICK, GridBlock, NasBlock, WeMemStudy
 from launch.progress import Progress
 from launch.tasks import Task, build_tasks, dependants, describe, levels
+from launch_helpers import launch, made, runs, toy_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_the_graph_reads_mia_commands_as_mia_py_does() -> None:
     """launch.tasks.attack_of against mia.attack_setting itself, on every mia.py command of the quick profile
     (original and pruned victims, adaptive, unknown shadows, the matrix's unpruned sides)."""
     import mia
-    from cli import add_setting_flags, base_parser, parse
+    from experiment.cli import add_setting_flags, base_parser, parse
     from launch.tasks import _setting_parser, attack_of
 
     steps = base_parser("mia")
@@ -244,7 +244,7 @@ def test_real_atomic_checkpoint_write_killed_midway_keeps_the_old_file(tmp_path:
     script = f"""
 import os, signal, sys, torch
 sys.path.insert(0, {str(ROOT)!r})
-import storage
+from core import storage
 storage.atomic_torch_save({{"v": 1}}, {str(target)!r})
 real = torch.save
 def dying_save(obj, f):
@@ -305,7 +305,7 @@ def test_the_readme_launcher_runs_the_toy_grid(tmp_path: Path, monkeypatch: pyte
     text = (ROOT / "launch" / "README.md").read_text()
     code = text.split("```python\n", 1)[1].split("# launch/__init__.py", 1)[0]
     namespace: dict = {}
-    exec("import time\nfrom errors import UserError\nfrom launch.base import Launcher\n"
+    exec("import time\nfrom core.errors import UserError\nfrom launch.base import Launcher\n"
          "from launch.execute import run_with_retries, skipped\nfrom launch.tasks import levels\n" + code, namespace)
     from launch import LAUNCHERS
     with LAUNCHERS.registered(namespace["ToyLauncher"]) as toy_launcher:

@@ -17,10 +17,9 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-dist.txt")
 
-from launch_helpers import TINY, checkout, launch, made, numbers, runs, toy_grid  # noqa: E402
-
 import grid  # noqa: E402
 from launch.ray_backend import RayLauncher  # noqa: E402
+from launch_helpers import TINY, checkout, launch, made, numbers, runs, toy_grid  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).parent / "ray"

@@ -17,12 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from launch_helpers import args, made, runs, toy_grid
 
 from launch.base import Context
 from launch.execute import Outcome
 from launch.progress import Progress
 from launch.slurm import SlurmLauncher, SlurmStep, read_outcome, write_outcome
+from launch_helpers import args, made, runs, toy_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from launch_helpers import TINY, checkout, launch
 
 from launch.local import LocalLauncher
 from launch.tasks import build_tasks
+from launch_helpers import TINY, checkout, launch
 
 
 def snapshot(root: Path) -> dict[str, int]:

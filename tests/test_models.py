@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from errors import UserError
+from core.errors import UserError
 from models import build_model, count_parameters
 
 

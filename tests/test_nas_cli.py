@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_script
 
 import nas_privacy
-from cli import run_main
+from conftest import run_script
+from experiment.cli import run_main
 
 
 def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[str]]:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from attackers.base import AttackInput
-from errors import UserError
+from core.errors import UserError
 from nas import amia as M
 from nas.ops import PRIMITIVES, MixedOp
 from nas.search import SearchConfig, arch_gradient, search

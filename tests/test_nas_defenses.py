@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.training import TrainConfig
 from nas.defenses import SoftLabelHooks, distill, dmp_reference, noisy
 from nas.search import BilevelHooks, SearchConfig
 from nas.supernet import SpaceConfig, SuperNet
-from training import TrainConfig
 
 
 def _arch_grads(cfg: SearchConfig, net: SuperNet, seed: int = 3) -> list[torch.Tensor]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grid import PAPER, QUICK, NasBlock
+from core.results import AttackRecord, append_record, read_records
+from launch.profiles import PAPER, QUICK, NasBlock
 from launch.tasks import Task
-from results import AttackRecord, append_record, read_records
 
 
 def test_nas_block_runs_search_before_its_attacks_and_each_defense_in_order() -> None:

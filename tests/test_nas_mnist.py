@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import datasets
-from errors import UserError
+from core.errors import UserError
 
 
 def _write_idx(path, array: np.ndarray) -> None:

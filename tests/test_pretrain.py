@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from conftest import run_script
 
 

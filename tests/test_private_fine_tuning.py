@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 
-from config import load_config
+from conftest import ROOT
+from core.config_schema import load_config
+from core.setting import ModelSetting
 from defenses import DefenseOptions
 from experiment import Experiment, RunOptions, open_experiment
 from pretrain import train_original
 from prune import prune_one
-from setting import ModelSetting
 
 CONFIG = ROOT / "config" / "synthetic_purchase_columnfc.json"
 

@@ -1,5 +1,5 @@
 """A finished result is reused only when every setting that produced it matches (issue 13 items 5 and 7):
-provenance.py's rules, the locked append, and the steps run as a user would on digits_columnfc."""
+core/provenance.py's rules, the locked append, and the steps run as a user would on digits_columnfc."""
 from __future__ import annotations
 
 import json
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_script
 
-import provenance
-from errors import UserError
-from storage import append_jsonl
+from conftest import ROOT, run_script
+from core import provenance
+from core.errors import UserError
+from core.storage import append_jsonl
 
 CONFIG = "config/digits_columnfc.json"
 FAST = ("--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
@@ -101,7 +101,7 @@ def test_an_append_waits_for_a_writer_in_the_middle_of_its_line(tmp_path: Path) 
 
 APPENDER = """
 import sys
-from storage import append_jsonl
+from core.storage import append_jsonl
 for i in range(150):
     append_jsonl(__import__("pathlib").Path(sys.argv[1]), {"who": sys.argv[2], "i": i, "pad": "x" * 20000})
 """

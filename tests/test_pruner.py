@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 import pruner  # noqa: E402
-from errors import UserError  # noqa: E402
+from core.errors import UserError  # noqa: E402
 
 SPARSITIES = (0.0, 0.3, 0.55, 0.7, 0.9)
 

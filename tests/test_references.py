@@ -1,4 +1,4 @@
-"""references.py: balanced pairs, prefix stability as N grows, only missing references reported, the
+"""core/reference_splits.py: balanced pairs, prefix stability as N grows, only missing references reported, the
 saved fingerprint refusing another population or seed, offline / online populations, membership lookup."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from errors import UserError
-from references import (
+from core.errors import UserError
+from core.reference_splits import (
     load_reference_membership,
     make_reference_membership,
     membership_of,

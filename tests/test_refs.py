@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_script
 from sklearn.metrics import roc_auc_score
 
-import references
-from results import SCHEMA_VERSION
+from conftest import ROOT, run_script
+from core import reference_splits
+from core.results import SCHEMA_VERSION
 
 FAST = ("--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1", "--n_bootstrap", "50")
@@ -130,10 +130,11 @@ def test_references_of_another_setting_or_split_are_refused(work: Path) -> None:
     with np.load(folder / "membership.npz") as f:
         saved = dict(f)
     other = saved["population_indices"][::-1].copy()
-    references.save_reference_membership(folder / "membership.npz", saved["membership"], other, int(saved["seed"]))
+    seed = int(saved["seed"])
+    reference_splits.save_reference_membership(folder / "membership.npz", saved["membership"], other, seed)
     try:
         line = one_error_line(step(work, "refs.py", "--original", "--ref_models", "4"))
         assert "another population or seed" in line
     finally:
-        references.save_reference_membership(folder / "membership.npz", saved["membership"],
+        reference_splits.save_reference_membership(folder / "membership.npz", saved["membership"],
                                              saved["population_indices"], int(saved["seed"]))

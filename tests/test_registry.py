@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, run_script
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -20,9 +19,10 @@ import prune
 from attackers import ATTACKS, Attack, AttackInput, AttackResult
 from attackers.features import true_class
 from attackers.metrics import paper_accuracy
+from conftest import ROOT, run_script
+from core.errors import UserError
+from core.registry import Registry
 from defenses import DEFENSES, ArgSpec, Defense
-from errors import UserError
-from registry import Registry
 
 
 class ToyAttack(Attack):

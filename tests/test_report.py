@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_script
 
 import report
+from conftest import run_script
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASE: dict[str, Any] = {
@@ -356,7 +356,7 @@ def test_point_labels_keep_off_the_lines():
 
 def test_original_vs_pruned_table_orders_settings_and_says_what_is_unresolvable() -> None:
     import report
-    from results import AttackRecord
+    from core.results import AttackRecord
 
     def rec(setting: str, attack: str, sparsity: float | None, auc: float, n0: int) -> AttackRecord:
         return AttackRecord(config="c", setting=setting, attack=attack, original=sparsity is None,

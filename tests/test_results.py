@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from results import SCHEMA_VERSION, AttackRecord, append_record, committed_outputs, read_records
+from core.results import SCHEMA_VERSION, AttackRecord, append_record, committed_outputs, read_records
 
 
 def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:

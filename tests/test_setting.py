@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
+from core.setting import AttackSetting, ModelSetting
 from experiment import channels_last
-from setting import AttackSetting, ModelSetting
 
 
 def test_channels_last_only_for_image_batches_on_cuda() -> None:
@@ -69,7 +69,7 @@ def test_sparsity_zero_is_the_unpruned_model_on_either_side() -> None:
 def test_dp_options_and_modes_name_their_folders_and_flags() -> None:
     """Non-default DP optimiser settings and the artifact mode join the folder name (so they never share a
     folder with the defaults); a default, given or not, does not; `flags()` names the same model again."""
-    from cli import add_setting_flags, base_parser, setting_of
+    from experiment.cli import add_setting_flags, base_parser, setting_of
 
     parser = base_parser("test")
     add_setting_flags(parser)

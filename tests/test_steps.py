@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_script
 
 import pruner
+from conftest import ROOT, run_script
 from models import build_model
 
 FAST = ("--shadow_num", "1", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import storage
-from errors import UserError
-from results import read_records
+from core import storage
+from core.errors import UserError
+from core.results import read_records
 
 
 def test_append_after_a_cut_line_keeps_the_next_record(tmp_path: Path) -> None:

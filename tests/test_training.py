@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-import training
-from errors import UserError
-from training import SplitTensors, StepStats, TrainConfig, TrainHooks, fit
+from core import training
+from core.errors import UserError
+from core.training import SplitTensors, StepStats, TrainConfig, TrainHooks, fit
 
 
 def tiny_data(n: int = 64, d: int = 5, seed: int = 0) -> SplitTensors:
@@ -132,7 +132,7 @@ def test_loss_hook_extras_reach_the_log_line(caplog: pytest.LogCaptureFixture) -
             return loss, logits, {"Loss2": torch.tensor(0.25)}
     import logging
 
-    from storage import log
+    from core.storage import log
     log.propagate = True
     with caplog.at_level(logging.INFO, logger="prune_mia"):
         fit(nn.Linear(5, 2), tiny_data(), TrainConfig(epochs=1, progress=False), hooks=Extra(),

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 import pruner
+from core.errors import UserError
+from core.training import SplitTensors, StepStats, TrainConfig, fit
 from defenses.wemem import WEMEM_DEFENSES, make_wemem_defense, risky_split, sort_by_class, window_indices
-from errors import UserError
-from training import SplitTensors, StepStats, TrainConfig, fit
 
 # position:       0    1    2    3    4  |  5    6  |  7    8    9    10
 LABELS = np.array([0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2])

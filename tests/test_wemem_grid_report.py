@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cli
 import report
-from grid import PAPER, QUICK, check_names
-from results import AttackRecord
+from core.results import AttackRecord
+from experiment import cli
+from launch.profiles import PAPER, QUICK, check_names
 
 
 def test_quick_wemem_slice_orders_memscore_prunes_then_adaptive_attacks() -> None:

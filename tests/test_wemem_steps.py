@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_script
 
-import cli
 import datasets
 import defenses
-from results import SCHEMA_VERSION
+from conftest import ROOT, run_script
+from core.results import SCHEMA_VERSION
+from experiment import cli
 
 FAST = ("--shadow_num", "1", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1")

@@ -27,9 +27,9 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's storage.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's core/storage.py
 
-from storage import append_jsonl, atomic_write  # noqa: E402
+from core.storage import append_jsonl, atomic_write  # noqa: E402
 
 RECORD_BYTES = 100_000  # well above a pipe or stdio buffer (4-8 KiB): a split write would interleave
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from errors import UserError
-from storage import append_jsonl
+from core.errors import UserError
+from core.storage import append_jsonl
 
 SCHEMA_VERSION = 4  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings;
 # 4: provenance (the output id, settings fingerprint and parents); epsilon over every DP-SGD step run

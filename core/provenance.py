@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from errors import UserError
+from core.errors import UserError
 
 VERSION = 1
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from errors import UserError
+from core.errors import UserError
 
 log = logging.getLogger("prune_mia")
 

@@ -40,8 +40,17 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.optim.adam import adam as functional_adam
 from torch.optim.sgd import sgd as functional_sgd
 
-from experiment import log
-from training import FitResult, SplitTensors, TrainConfig, autocast, evaluate, format_line, should_stop, split_batches
+from core.storage import log
+from core.training import (
+    FitResult,
+    SplitTensors,
+    TrainConfig,
+    autocast,
+    evaluate,
+    format_line,
+    should_stop,
+    split_batches,
+)
 
 # ---- layers whose vmapped form rounds like the model alone (float32 bit for bit on the CPU) -------------
 # vmap's own rules change the arithmetic: linear becomes a batched matmul plus a separate bias add (the

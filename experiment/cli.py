@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NoReturn
 
-import config
 import defenses
 import pruner
-from config import Config, load_config
+from core import config_schema
+from core.config_schema import Config, load_config
+from core.errors import UserError
+from core.setting import ModelSetting
 from defenses import DefenseOptions
 from defenses.base import ACCOUNTANTS, MODES
-from errors import UserError
 from experiment import RunOptions
-from setting import ModelSetting
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,15 +42,16 @@ def base_parser(description: str) -> Parser:
     p.add_argument("positional", nargs="+", metavar="[DEVICE] CONFIG",
                    help="optional device (GPU id like 0, or cpu) then the JSON config path")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: auto, CUDA when present)")
-    for name in config.flag_keys():
-        field = config.FIELDS[name]
+    for name in config_schema.flag_keys():
+        field = config_schema.FIELDS[name]
         kind = field.metadata["kind"]
-        if name in config.REQUIRED:
+        if name in config_schema.REQUIRED:
             shown = "required in the config"
         else:
-            shown = "config default " + ("epochs // 2" if name == "prune_epochs" else str(config.default_of(name)))
+            default = "epochs // 2" if name == "prune_epochs" else str(config_schema.default_of(name))
+            shown = f"config default {default}"
         p.add_argument(f"--{name}", type=_number(kind) if kind in (int, float) else str, default=None,
-                       help=f"{field.metadata['help']} ({shown}; {config.allowed(name)})")
+                       help=f"{field.metadata['help']} ({shown}; {config_schema.allowed(name)})")
     p.add_argument("--overwrite", action="store_true", help="redo finished steps instead of skipping them")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
     p.add_argument("--fast", action="store_true",
@@ -147,7 +148,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
         raise UserError(f"--workers must be between 1 and 1024, got {workers}")
     opts = RunOptions(config_path=pos[-1], device=device, overwrite=ns.overwrite, amp=ns.amp, fast=ns.fast,
                       quiet=ns.quiet, threads=ns.threads, workers=workers, download=getattr(ns, "download", False))
-    overrides = {k: getattr(ns, k) for k in config.flag_keys()}
+    overrides = {k: getattr(ns, k) for k in config_schema.flag_keys()}
     return ns, opts, load_config(opts.config_path, overrides)
 
 

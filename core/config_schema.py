@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from errors import UserError
+from core.errors import UserError
 
 MAX_INT = 2 ** 31 - 1      # larger counts cannot be allocated, and torch seeds stop at 2^32 (seed + 1000 i)
 

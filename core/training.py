@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from errors import UserError
-from storage import log
+from core.errors import UserError
+from core.storage import log
 
 
 @dataclass

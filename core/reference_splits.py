@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
-from storage import NPZ_ERRORS, atomic_save_npz, read_npz
+from core.errors import UserError
+from core.storage import NPZ_ERRORS, atomic_save_npz, read_npz
 
 CHECKPOINT = "best.pth"  # the file every step writes in a model folder
 MEMBERSHIP = "membership.npz"  # beside a setting's references: which population points each trained on

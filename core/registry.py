@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
-from errors import UserError
+from core.errors import UserError
 
 T = TypeVar("T")
 
