@@ -1,4 +1,4 @@
-"""SAMIA, the self-attention MIA (paper §4.2, Fig. 5; facts §7), on features [p, PS, one-hot(y)].
+"""SAMIA, the self-attention MIA (paper §4.2, Fig. 5; the artifact's `transformer`), on features [p, PS, one-hot(y)].
 
 Architecture (the artifact's `transformer`):
   BatchNorm1d over the 3C inputs

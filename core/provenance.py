@@ -1,5 +1,5 @@
 """Provenance: what produced a finished output, so that it is reused only when every setting that produced it
-matches (issue 13 item 5). Pure functions, no torch: the step scripts record and check, this module says what.
+matches (docs/design.md §9). Pure functions, no torch: the step scripts record and check, this module says what.
 
 Every checkpoint, score file and attack output carries one record:
 

@@ -1,4 +1,4 @@
-"""What a hostile user found (issue 13, section 7), end to end: a killed `--workers` run leaves no worker
+"""What a hostile user found, end to end: a killed `--workers` run leaves no worker
 behind, a diverged or damaged checkpoint and NaN attack scores are one `error:` line naming the culprit,
 `--defend_arg` alone is refused, and hints are commands that survive a paste into a shell."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Private fine-tuning recovers what pruning cost (issue 13): the synthetic_purchase_columnfc victim, pretrained
+"""Private fine-tuning recovers what pruning cost: the synthetic_purchase_columnfc victim, pretrained
 and pruned (l1unstructure 0.6) by the step functions themselves, fine-tuned under dp's and dpsgd's defaults.
 
 With the artifact's optimiser (lr 1e-3, no momentum) both left the pruned victim where pruning left it

@@ -1,4 +1,4 @@
-"""A finished result is reused only when every setting that produced it matches (issue 13 items 5 and 7):
+"""A finished result is reused only when every setting that produced it matches (docs/design.md §9):
 core/provenance.py's rules, the locked append, and the steps run as a user would on digits_columnfc."""
 from __future__ import annotations
 

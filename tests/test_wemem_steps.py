@@ -1,4 +1,4 @@
-"""WeMem wired into the steps (issue 14): iterative pruning and a WeMem defense through prune.py, the
+"""WeMem wired into the steps: iterative pruning and a WeMem defense through prune.py, the
 adaptive attack through mia.py, run as a user would on digits_columnfc with tiny epochs."""
 from __future__ import annotations
 
