@@ -146,6 +146,7 @@ class BlindMIAttack(Attack):
     name = "blindmi"
     config_cls = BlindMIConfig
     headline = ("blindmi",)
+    reads = ("reference_probs",)  # no shadow data; `prepare` makes them by querying the victim
 
     def __init__(self, config: object | None = None) -> None:
         # A learned attack's settings (e.g. nn.TrainConfig) may be handed to every attack alike; only its
