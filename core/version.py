@@ -8,7 +8,6 @@ git checkout, without git, or when git does not answer within GIT_TIMEOUT second
 from __future__ import annotations
 
 import argparse
-import functools
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,10 +43,15 @@ def commit_of(root: Path) -> str:
     return head + ("-dirty" if status else "")
 
 
-@functools.cache
+_CODE: dict[str, str] | None = None  # this process's code_version(), asked of git once
+
+
 def code_version() -> dict[str, str]:
     """This code: {"prune_mia": VERSION, "commit": ...}, computed once per process."""
-    return {"prune_mia": VERSION, "commit": commit_of(ROOT)}
+    global _CODE
+    if _CODE is None:
+        _CODE = {"prune_mia": VERSION, "commit": commit_of(ROOT)}
+    return dict(_CODE)
 
 
 def describe(code: Mapping[str, Any] | None = None) -> str:

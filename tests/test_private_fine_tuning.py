@@ -20,6 +20,8 @@ from experiment import Experiment, RunOptions, open_experiment
 from pretrain import train_original
 from prune import prune_one
 
+pytestmark = pytest.mark.e2e  # every test here pretrains and prunes through the step functions
+
 CONFIG = ROOT / "config" / "synthetic_purchase_columnfc.json"
 
 

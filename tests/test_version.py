@@ -27,11 +27,9 @@ VERSION_FLAG_PENDING = {"report", "grid", "bench"}
 @pytest.fixture
 def this_code(monkeypatch: pytest.MonkeyPatch):
     """This process is prune-mia 0.4.0 at commit abc1234, and no reuse is counted yet."""
-    monkeypatch.setattr(version, "commit_of", lambda root: "abc1234")
-    version.code_version.cache_clear()
+    monkeypatch.setattr(version, "_CODE", HERE)
     provenance.REUSE.start(strict=False)
     yield
-    version.code_version.cache_clear()
     provenance.REUSE.start(strict=False)
 
 
