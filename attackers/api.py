@@ -26,30 +26,30 @@ from attackers import ATTACKS, Attack, AttackInput, TargetAccess
 from attackers.metrics import attack_metrics
 from attackers.refstats import lira_statistic
 
-# The keyword of each AttackInput field a caller can give, and what it holds (n target points, C classes,
-# R reference models, m population points). The victim's outputs on the targets come as `probs` or `logits`.
-KEYWORDS = {
-    "target_probs": ("probs", "the victim's softmax outputs on the target points, (n, C) (or logits=)"),
-    "target_labels": ("labels", "the target points' true classes, (n,)"),
-    "target_member": ("member", "1 for a target point the victim trained on, 0 otherwise, (n,)"),
-    "target_sens": ("sens", "the victim's prediction sensitivity on the target points, (n, C) "
-                            "(attackers.features.sensitivity, paper eq. 2)"),
-    "shadow_probs": ("shadow_probs", "the shadow models' softmax outputs on their own rows, (k, C) (or "
-                                     "shadow_logits=)"),
-    "shadow_labels": ("shadow_labels", "the shadow rows' true classes, (k,)"),
-    "shadow_member": ("shadow_member", "1 for a shadow row its shadow model trained on, 0 otherwise, (k,)"),
-    "shadow_sens": ("shadow_sens", "the shadow models' prediction sensitivity on their rows, (k, C)"),
-    "target_stat": ("target_stat", "the victim's logit-scaled true-class confidence on the targets, (n,) "
-                                   "(default: from probs / logits)"),
-    "reference_stats": ("reference_stats", "each reference model's logit-scaled true-class confidence on each "
-                                           "target, (n, R) (attackers.refstats.lira_statistic)"),
-    "reference_in": ("reference_in", "whether reference r trained on target i, (n, R) bool"),
-    "population_stat": ("population_stat", "the victim's statistic on population points it never saw, (m,)"),
-    "population_ref_stats": ("population_ref_stats", "the references' statistics on those points, (m, R)"),
-    "population_ref_in": ("population_ref_in", "whether reference r trained on population point j, (m, R) "
-                                               "(default: none did)"),
-    "reference_probs": ("reference_probs", "the victim's softmax outputs on generated non-members, (g, C)"),
+# What each AttackInput field a caller can give holds (n target points, C classes, k shadow rows, R reference
+# models, m population points). Its keyword is the field's name, except for the victim's target arrays.
+MEANING = {
+    "target_probs": "the victim's softmax outputs on the target points, (n, C) (or logits=)",
+    "target_labels": "the target points' true classes, (n,)",
+    "target_member": "1 for a target point the victim trained on, 0 otherwise, (n,)",
+    "target_sens": "the victim's prediction sensitivity on the target points, (n, C) (attackers.features."
+                   "sensitivity, paper eq. 2)",
+    "shadow_probs": "the shadow models' softmax outputs on their own rows, (k, C) (or shadow_logits=)",
+    "shadow_labels": "the shadow rows' true classes, (k,)",
+    "shadow_member": "1 for a shadow row its shadow model trained on, 0 otherwise, (k,)",
+    "shadow_sens": "the shadow models' prediction sensitivity on their rows, (k, C)",
+    "target_stat": "the victim's logit-scaled true-class confidence on the targets, (n,) (default: from probs / "
+                   "logits)",
+    "reference_stats": "each reference model's logit-scaled true-class confidence on each target, (n, R) "
+                       "(attackers.refstats.lira_statistic)",
+    "reference_in": "whether reference r trained on target i, (n, R) bool",
+    "population_stat": "the victim's statistic on population points it never saw, (m,)",
+    "population_ref_stats": "the references' statistics on those points, (m, R)",
+    "population_ref_in": "whether reference r trained on population point j, (m, R) (default: none did)",
+    "reference_probs": "the victim's softmax outputs on generated non-members, (g, C)",
 }
+RENAMED = {"target_probs": "probs", "target_labels": "labels", "target_member": "member", "target_sens": "sens"}
+KEYWORDS = {name: (RENAMED.get(name, name), meaning) for name, meaning in MEANING.items()}  # (keyword, meaning)
 KEYWORDS_BY_NAME = {keyword: name for name, (keyword, _) in KEYWORDS.items()}
 
 
