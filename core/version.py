@@ -23,7 +23,10 @@ BEFORE = "before 0.4.0"
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=GIT_TIMEOUT)
+        # --no-optional-locks: `status` must not take the index lock, since many steps of a grid ask at once and
+        # a user may be committing meanwhile
+        done = subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT)
     except (OSError, subprocess.SubprocessError):  # no git, or it hung
         return None
     return done.stdout.strip() if done.returncode == 0 else None
