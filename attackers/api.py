@@ -116,8 +116,8 @@ def _check_reads(attack: type[Attack], given: dict[str, Any], can_query: bool) -
 
 def run_attack(name: str, *, labels: Any, member: Any, probs: Any = None, logits: Any = None,
                shadow_logits: Any = None, inputs: Any = None, query: Callable[[Any], Any] | None = None,
-               n_bootstrap: int = 200, seed: int = 0, settings: dict[str, Any] | None = None,
-               **arrays: Any) -> dict[str, Audit]:
+               access: dict[str, Any] | None = None, n_bootstrap: int = 200, seed: int = 0,
+               settings: dict[str, Any] | None = None, **arrays: Any) -> dict[str, Audit]:
     """Run the registered attack `name` on arrays; returns its results by name (the threshold family gives six).
 
     labels, member: (n,) true classes and 0/1 membership of the target points; probs or logits: (n, C) the
@@ -125,7 +125,8 @@ def run_attack(name: str, *, labels: Any, member: Any, probs: Any = None, logits
     shadow_labels, shadow_member, shadow_sens, target_stat, reference_stats, reference_in, population_stat,
     population_ref_stats, population_ref_in, reference_probs), with shadow_logits for shadow_probs. inputs,
     query: the target points themselves and a function from a batch of inputs to the victim's softmax outputs,
-    for the attacks that query the model (BlindMI). n_bootstrap, seed: the bootstrap intervals of the metrics
+    for the attacks that query the model (BlindMI); access: any further `TargetAccess` field such an attack
+    reads (its dataclass says which). n_bootstrap, seed: the bootstrap intervals of the metrics
     (mia.py's default 200 resamples). settings: the attack's own settings (e.g. {"epochs": 10} for SAMIA).
     """
     attack = ATTACKS.get(name)
@@ -151,8 +152,8 @@ def run_attack(name: str, *, labels: Any, member: Any, probs: Any = None, logits
     can_query = query is not None and inputs is not None
     if can_query and type(instance).prepare is not Attack.prepare:
         x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
-        access = TargetAccess(inputs=x, query=_query(query))
-        given = instance.prepare(access) | {k: v for k, v in given.items() if v is not None}
+        given = instance.prepare(TargetAccess(inputs=x, query=_query(query), **(access or {}))) | \
+            {k: v for k, v in given.items() if v is not None}
     _check_reads(attack, given, can_query)
     fields = {f.name: None for f in dataclasses.fields(AttackInput)} | {k: v for k, v in given.items()}
     data = AttackInput(**fields | {"target_probs": target, "target_labels": labels, "target_member": member,

@@ -109,6 +109,8 @@ def test_too_few_references_unknown_settings_and_inputs_are_one_line(every_input
         run_attack("lira_online", **base | {"refernce_in": base["reference_in"]})
     with pytest.raises(ValueError, match="not both"):
         run_attack("threshold", **declared(ATTACKS.get("threshold"), every_input), logits=every_input["probs"])
+    with pytest.raises(TypeError, match="bogus"):  # access fills TargetAccess's own fields, nothing else
+        run_attack("blindmi", **declared(ATTACKS.get("blindmi"), every_input), access={"bogus": 1})
     with pytest.raises(ValueError, match="member must hold both 0 and 1"):
         run_attack("lira_online", **base | {"member": np.ones(N)})
 
