@@ -159,7 +159,9 @@ def test_a_rerun_notes_reused_outputs_of_other_code_and_strict_version_refuses(i
         if code:
             ckpt["provenance"]["code"] = code
         torch.save(ckpt, path)
-    here = version.describe(version.code_version())
+    shown = run_script("mia.py", "--version", cwd=in_tmp)  # this checkout now (HEAD may have moved since start)
+    assert shown.returncode == 0 and shown.stdout.startswith("prune-mia 0.4.0 (commit ")
+    here = shown.stdout.strip()
     rerun = run_script("pretrain.py", "cpu", *fast, cwd=in_tmp)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.strip().splitlines()[-1] == (
@@ -171,5 +173,3 @@ def test_a_rerun_notes_reused_outputs_of_other_code_and_strict_version_refuses(i
         "error: result/digits_columnfc/victim_model/best.pth was made by prune-mia 0.3.0 (commit 05348e4); this is "
         f"{here} (rerun with --overwrite to replace it, or drop --strict_version to reuse it)"]
     assert victim.read_bytes() == before  # nothing touched
-    shown = run_script("mia.py", "--version", cwd=in_tmp)
-    assert shown.returncode == 0 and shown.stdout == here + "\n"
