@@ -153,7 +153,8 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
+    """Entry point wrapper: a UserError is one line on stderr and exit 2 (UserError.line collapses any line
+    break its text quotes); Ctrl-C exits 130 quietly."""
     try:
         main()
     except UserError as e:
