@@ -5,6 +5,7 @@ one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own error
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -36,6 +37,30 @@ def _number(kind: type) -> Callable[[str], Any]:
     return convert
 
 
+MAX_THREADS = 4096  # configure_backends' bound, checked again there for callers that skip the parser
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An int / float flag type accepting only finite values in [low, high]; argparse reports a refusal as
+    `argument --flag: ...`, one error line, before any work."""
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'} between "
+                                             f"{low:g} and {high:g}, got {text}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=bounded(int, 1, MAX_THREADS), default=None,
+                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
+
+
 def base_parser(description: str) -> Parser:
     """Flags every step shares. Config-key flags default to None (= use the JSON); help shows the default."""
     p = Parser(description=description, usage="%(prog)s [DEVICE] CONFIG [options]")
@@ -57,8 +82,7 @@ def base_parser(description: str) -> Parser:
     p.add_argument("--fast", action="store_true",
                    help="cudnn.benchmark and TF32 on: faster on GPUs, not bit-reproducible")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
+    add_threads_flag(p)
     return p
 
 

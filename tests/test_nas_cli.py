@@ -38,9 +38,9 @@ def _cfg(tmp, **changes) -> str:
 
 
 @pytest.mark.parametrize("changes,needle", [
-    ({"space.activation": "swish"}, "unknown activation 'swish'"),
-    ({"space.primitives": ["sep_conv_3x3", "conv_7x7"]}, "unknown operation 'conv_7x7'"),
-    ({"space.P": 0}, "P must be >= 1"),
+    ({"space.activation": "swish"}, "bad value for 'space.activation' (allowed: relu or elu"),
+    ({"space.primitives": ["sep_conv_3x3", "conv_7x7"]}, "bad value for 'space.primitives'"),
+    ({"space.P": 0}, "bad value for 'space.P' (allowed: an integer >= 1 and <= 256)"),
     ({"split": {"theta": 0.5, "alpha": 0.3, "shadow_train": 0.1, "shadow_test": 0.1, "unseen": 0.1}}, "overlap"),
     ({"space.colour": 1}, "unknown key 'space.colour'"),
 ])
@@ -70,7 +70,11 @@ def test_search_checkpoint_from_another_config_is_refused(in_tmp, capsys) -> Non
     assert len(np.concatenate([idx[k] for k in idx])) == len(set(sum(idx.values(), [])))
     name = _cfg(in_tmp, **{"search.epochs": 2, "space.P": 1, "space.C": 2, "search.arch_lr": 0.01})
     code, lines = _run(capsys, "search", "cpu", name)
-    assert code == 2 and len(lines) == 1 and "made by another config" in lines[0], lines
+    assert code == 2 and len(lines) == 1 and "was searched with search.arch_lr 0.0003" in lines[0], lines
+    (in_tmp / "result/bad/nas/none/target_genotype.json").unlink()  # a checkpoint alone is refused as well
+    code, lines = _run(capsys, "search", "cpu", name)
+    assert code == 2 and len(lines) == 1 and "made with other settings or rows" in lines[0], lines
+    assert "search bad.json --overwrite" in lines[0]
 
 
 def test_an_architecture_searched_under_other_settings_is_refused(in_tmp, capsys) -> None:

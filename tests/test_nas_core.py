@@ -11,7 +11,7 @@ from core.errors import UserError
 from nas import amia as M
 from nas.ops import PRIMITIVES, MixedOp
 from nas.search import SearchConfig, arch_gradient, search
-from nas.splits import SPLIT_NAMES, check_fractions, make_nas_splits, nas_splits_for
+from nas.splits import SPLIT_NAMES, check_total, make_nas_splits, nas_splits_for
 from nas.supernet import SpaceConfig, SuperNet
 
 
@@ -68,7 +68,7 @@ def test_splits_are_disjoint_sized_and_saved(tmp_path) -> None:
     with pytest.raises(UserError, match="disagrees"):
         nas_splits_for(1797, fr, 4, path)
     with pytest.raises(UserError, match="overlap"):
-        check_fractions(fr | {"theta": 0.4}, "cfg")
+        check_total(fr | {"theta": 0.4}, "cfg")
 
 
 def _tiny_search(tmp_path, epochs: int, ckpt_name: str, fingerprint: str = "a") -> SuperNet:
@@ -77,7 +77,7 @@ def _tiny_search(tmp_path, epochs: int, ckpt_name: str, fingerprint: str = "a") 
     x, y = torch.randn(48, 1, 6, 6, generator=g), torch.randint(0, 3, (48,), generator=g)
     net = SuperNet(SpaceConfig(P=2, C=3), 1, 3)
     search(net, (x[:24], y[:24]), (x[24:], y[24:]), SearchConfig(epochs=epochs, batch_size=8, arch_grad_noise=0.01),
-           seed=1, ckpt_path=tmp_path / ckpt_name, fingerprint=fingerprint)
+           seed=1, ckpt_path=tmp_path / ckpt_name, fingerprint=fingerprint, remedy="rerun with --overwrite")
     return net
 
 
@@ -89,7 +89,7 @@ def test_killed_search_resumes_bit_for_bit(tmp_path) -> None:
         assert torch.equal(a, b), n
     one = _tiny_search(tmp_path, 1, "one.pt")
     assert not torch.equal(one.alpha, full.alpha)       # the second epoch did move alpha
-    with pytest.raises(UserError, match="another config"):
+    with pytest.raises(UserError, match="other settings or rows"):
         _tiny_search(tmp_path, 2, "part.pt", fingerprint="b")
 
 
@@ -100,7 +100,7 @@ def _amia(shadow_in, shadow_out, target_in, target_out) -> dict:
     tm = np.r_[np.ones(len(target_in)), np.zeros(len(target_out))].astype(np.int64)
     data = AttackInput(sp, np.zeros_like(sp), sp.argmax(1), sm, tp, np.zeros_like(tp), tp.argmax(1), tm, 5)
     res = M.run_attacks(data, M.AmiaConfig(attack_epochs=30), torch.Generator().manual_seed(0))
-    return {r["attack"]: r for r in res}
+    return {r["attack"]: r for _, r in res}
 
 
 def _dirichlet(rng, n, conc):
