@@ -205,9 +205,13 @@ def cmd_search(run: Run) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ AMIA
-def _fit(run: Run, model: torch.nn.Module, train: tuple, seed: int, label: str) -> torch.nn.Module:
+def _fit(run: Run, model: torch.nn.Module, train: tuple, seed: int, label: str,
+         unseen: tuple | None = None) -> torch.nn.Module:
+    """`model` trained from scratch on `train`, its accuracy on the unseen split (`unseen`: that split as the
+    model sees it, e.g. pooled) logged."""
     model = model.to(run.device)
-    res = M.train_on(model, train, run.part("unseen"), run.train_cfg(), torch.Generator().manual_seed(seed), label)
+    res = M.train_on(model, train, unseen or run.part("unseen"), run.train_cfg(), torch.Generator().manual_seed(seed),
+                     label)
     log.info(f"{label}model: train {res.train_acc:.2f}%, unseen {res.test_acc:.2f}%")
     return model
 
@@ -375,10 +379,10 @@ def adra_expected(run: Run, s: AdraSetting) -> provenance.Expected:
 def _judge(run: Run, factor: int) -> torch.nn.Module:
     """The real-data classifier of the success criterion: columnfc trained on D^theta (pooled like the inputs)."""
     seed_everything(run.cfg.seed + 7)
-    x, y = run.part("theta")
+    (x, y), (xu, yu) = run.part("theta"), run.part("unseen")
     x = A.downsample(x, factor)
     model = build_model("columnfc", run.cfg.num_cls, int(np.prod(x.shape[1:])))
-    return _fit(run, model, (x, y), run.cfg.seed + 7, "Judge ")
+    return _fit(run, model, (x, y), run.cfg.seed + 7, "Judge ", (A.downsample(xu, factor), yu))
 
 
 def cmd_adra(run: Run) -> None:

@@ -49,6 +49,48 @@ def test_bad_config_is_one_error_line(in_tmp, capsys, changes, needle) -> None:
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
 
 
+@pytest.mark.parametrize("changes,needle", [
+    # Before: each of these was accepted (a negative or NaN rate trained a NaN architecture saved as finished).
+    ({"search.lr": -0.1}, "bad value for 'search.lr' (allowed: a finite number > 0 and <= 10)"),
+    ({"search.arch_lr": float("nan")}, "bad value for 'search.arch_lr'"),
+    ({"retrain.weight_decay": -1e-3}, "bad value for 'retrain.weight_decay' (allowed: a finite number >= 0"),
+    ({"search.arch_weight_decay": float("inf")}, "bad value for 'search.arch_weight_decay'"),
+    ({"adra.P": {"P": 4}}, "bad value for 'adra.P' (allowed: a non-empty list of integer >= 1 and <= 256 values)"),
+    ({"adra.batch_sizes": []}, "bad value for 'adra.batch_sizes'"),
+    ({"adra.grad_noise": [0.0, -1]}, "bad value for 'adra.grad_noise'"),
+    ({"amia.eta": 0}, "bad value for 'amia.eta'"),
+    ({"amia.searched_shadow": 1}, "bad value for 'amia.searched_shadow' (allowed: true or false)"),
+    ({"space.primitives": ["none"]}, "holds only 'none'"),
+    ({"space.primitives": ["skip_connect", "skip_connect"]}, "names an operation twice"),
+    ({"search": [1, 2]}, "'search' must be an object"),
+    ({"split": {"theta": 0.2, "alpha": 0.2}}, "needs the key 'split.shadow_train'"),
+    ({"seed": True}, "bad value for 'seed'"),
+])
+def test_out_of_range_or_mistyped_keys_are_one_error_line(in_tmp, capsys, changes, needle) -> None:
+    code, lines = _run(capsys, "search", "cpu", _cfg(in_tmp, **changes))
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: bad.json") and needle in lines[0], lines
+    assert not (in_tmp / "result").exists()
+
+
+def test_deep_nesting_is_one_error_line(in_tmp, capsys) -> None:
+    (in_tmp / "deep.json").write_text('{"space": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    code, lines = _run(capsys, "search", "cpu", "deep.json")
+    assert code == 2 and lines == ["error: deep.json is nested too deeply to be a config"], lines
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (("--threads", "-1"), "argument --threads: must be an integer between 1 and 4096, got -1"),
+    (("--defense", "arch_l2", "--defense_arg", "nan"), "bad value for 'defense.arg'"),
+    (("--defense", "arch_l2", "--defense_arg", "-1"), "bad value for 'defense.arg'"),
+    (("--defense", "distill", "--defense_arg", "2"), "defense distill: bad argument 2"),
+])
+def test_bad_flags_are_refused_before_work(in_tmp, capsys, flags, needle) -> None:
+    # Before: --threads -1 was a RuntimeError traceback and --defense_arg nan saved an all-NaN search.
+    code, lines = _run(capsys, "search", "cpu", "config/nas_digits.json", *flags)
+    assert code == 2 and len(lines) == 1 and needle in lines[0], lines
+    assert not (in_tmp / "result").exists()
+
+
 def test_bad_flag_is_one_error_line(in_tmp, capsys) -> None:
     code, lines = _run(capsys, "search", "cpu", "config/nas_digits.json", "--threads", "two")
     assert code == 2 and len(lines) == 1 and "--threads: invalid int value" in lines[0], lines
