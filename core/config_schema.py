@@ -185,12 +185,14 @@ def validate(raw: dict[str, Any], path: Path) -> None:
                             "every config needs " + ", ".join(REQUIRED))
     for name, value in raw.items():
         if name in SUBKEYS:
-            _validate_sub(value, path, name)
+            validate_sub(value, path, name)
         elif not (value is None and default_of(name) is None):
             _check(_fits(name, value), path, name, allowed(name))
 
 
-def _validate_sub(value: Any, path: Path, name: str) -> None:
+def validate_sub(value: Any, path: Path, name: str) -> None:
+    """One nested key (`split`, `sensitivity`, `memscore`) against SUBKEYS: a step whose own flags override
+    its parts (memscore.py's --models) checks the merged object with this, before any work."""
     subkeys = SUBKEYS[name]
     _check(isinstance(value, dict), path, name, "an object with keys " + ", ".join(subkeys))
     for sub, v in value.items():
