@@ -199,7 +199,8 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
         versions=versions(), defense_options=dict(v.options) or None, defense_seconds=ckpt.get("defense_seconds"),
         prune_iter=ckpt.get("prune_iter"), split_scheme=cfg.split_scheme, dp_accountant=extras.get("accountant"),
         dp_steps=extras.get("dp_steps"), privacy_note=extras.get("privacy_note"),
-        defense_mode=extras.get("defense_mode"), pretrained_test_acc=ckpt.get("pretrained_test_acc"),
+        defense_mode=extras.get("defense_mode"), mem_score_tie_share=extras.get("mem_score_tie_share"),
+        mem_score_unknown=extras.get("mem_score_unknown"), pretrained_test_acc=ckpt.get("pretrained_test_acc"),
         pruned_test_acc=ckpt.get("pruned_test_acc"))
 
 

@@ -23,7 +23,8 @@ SCHEMA_VERSION = 5  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, refer
 # (version 3's was the best epoch's) with its accountant, the private fine-tuning's steps and privacy
 # note, the defense mode, and the test accuracy before / right after pruning;
 # 5: what bounds an architecture-level attack: ADRA's update rank and unknowns, AMIA's accuracy cap and the
-# bits it comes from (nas_privacy.py's records; None elsewhere)
+# bits it comes from (nas_privacy.py's records; None elsewhere); the WeMem victim's mem-score ties and rows
+# without an estimate
 # field name -> JSON key, where the JSON key is not a Python identifier
 JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr", "tpr_at_0_01pct_fpr": "tpr_at_0.01pct_fpr",
               "tpr_at_0_1pct_fpr_ci_low": "tpr_at_0.1pct_fpr_ci_low",
@@ -121,6 +122,11 @@ class AttackRecord:
     unknowns: int | None = None
     accuracy_cap: float | None = None
     channel_bits: float | None = None
+    # version 5, WeMem's window defenses (slide, slide_re and their ml2 forms): the share of the victim's
+    # training rows at its most common mem-score, over which the window follows the split's own order (the
+    # `random` ablation), and the rows without an estimate (mem-score models always or never trained on them)
+    mem_score_tie_share: float | None = None
+    mem_score_unknown: int | None = None
     version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 

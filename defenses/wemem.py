@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ from core.setting import options_suffix
 from core.storage import log
 from core.training import SplitTensors, StepStats, TrainConfig, make_optimizer, split_batches
 from defenses.base import Defense, DefenseOptions, require
+from defenses.memscores import largest_tie
 
 DEFAULT_STRIDE, DEFAULT_WIDTH = 50, 500  # WeMem's run_shell.sh for CIFAR-10 slide_re (location: 1, 15)
 DEFAULT_MEM_THRE = 0.6
@@ -212,6 +214,15 @@ class WeMemHooks(Defense):
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def summary(self) -> dict[str, Any]:
+        """What the run's scores allowed: the rows without an estimate and, for a window defense, the share of
+        the training rows at the most common score (over which the window follows the split's own order, so a
+        large share makes slide / slide_re the `random` ablation there); the results record carries it."""
+        out = super().summary() | {"mem_score_unknown": int(np.isnan(self.scores).sum())}
+        if self.window in ("asc", "desc"):
+            out["mem_score_tie_share"] = largest_tie(self.scores)
+        return out
 
     def groups(self, epoch: int) -> Groups:
         """This epoch's training groups, in order (what `batches` shuffles and slices)."""
