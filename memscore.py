@@ -75,6 +75,9 @@ def main() -> None:
     rows = candidate_rows(pool, cfg.split_scheme, cfg.seed)
     split = provenance.split_fingerprint(cfg.seed, cfg.split_scheme, {}, [rows])
     if args.memscore_csv:
+        if pool.csv_rows:
+            raise UserError(f"cannot import {args.memscore_csv}: {pool.csv_rows}",
+                            "put WeMem's index file beside the dataset (datasets.py's layout), or compute the scores")
         raw = read_wemem_csv(Path(args.memscore_csv), len(rows))
         imported = {"memscore_csv": hashlib.sha256(Path(args.memscore_csv).read_bytes()).hexdigest()[:16]}
         if up_to_date(folder, score_settings(cfg, opts, imported), split, opts.overwrite):
