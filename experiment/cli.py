@@ -132,6 +132,16 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
                         f"(default {wemem.weight_decay_mem:g}; WeMem's scripts use 0.1)")
 
 
+SETTING_FLAGS = ("pruner_name", "prune_sparsity", "defend", "defend_arg", "dp_clip", "dp_delta", "dp_lr",
+                 "dp_momentum", "dp_steps_per_epoch", "dp_accountant", "defense_mode", "stride", "width", "mem_thre",
+                 "weight_decay_mem")  # add_setting_flags' flags
+
+
+def given_setting_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> list[str]:
+    """The setting flags (add_setting_flags) this command line sets to something other than their defaults."""
+    return [f"--{name}" for name in SETTING_FLAGS if getattr(ns, name) != parser.get_default(name)]
+
+
 def setting_of(ns: argparse.Namespace) -> ModelSetting:
     """The model named by the flags; a defense without --defend_arg gets that defense's default, and the
     options it reads beyond --defend_arg (WeMem's --stride ...) join its folder name."""
