@@ -215,6 +215,5 @@ def load_scores(folder: Path, split_rows: np.ndarray, command: str = "python mem
                             remedy)
     missing = [r for r in np.asarray(split_rows).tolist() if r not in by_row]
     if missing:
-        raise UserError(f"{path} has no score for {len(missing)} training rows (e.g. pool row {missing[0]})",
-                        "rerun memscore.py with the same split_scheme")
+        raise UserError(f"{path} has no score for {len(missing)} training rows (e.g. pool row {missing[0]})", remedy)
     return np.array([by_row[r] for r in np.asarray(split_rows).tolist()], dtype=np.float64)

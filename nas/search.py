@@ -189,7 +189,7 @@ def search(model: SuperNet, theta: tuple[torch.Tensor, torch.Tensor], alpha: tup
     gen = torch.Generator().manual_seed(seed)
     start, rows = 0, []
     if ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path, f"delete it and rerun: {remedy}")
+        ckpt = load_checkpoint(ckpt_path, remedy)
         if ckpt.get("fingerprint") != fingerprint:
             raise UserError(f"search checkpoint {ckpt_path} was made with other settings or rows", remedy)
         start = _restore(ckpt, model, opt, hooks, gen)
