@@ -201,13 +201,15 @@ def load_genotype(path: Path, space: SpaceConfig, make_hint: str,
         raise UserError(f"architecture {path} not found", f"make it with: {make_hint}")
     remedy = f"search again: {make_hint} --overwrite"
     data = read_json_object(path)
+    record = data.get(RECORD) if isinstance(data, dict) else None
+    if expected is not None:  # the settings first: a search made otherwise says which setting differs
+        provenance.verify(str(path), record, expected, remedy, made="searched")
     try:
         genotype = Genotype.checked(data, space)
     except ValueError as e:
         raise UserError(f"architecture {path} is not a genotype of this search space ({e})", remedy) from None
-    record = data.get(RECORD)
     if expected is not None:
-        provenance.verify(str(path), record, expected, remedy, made="searched")
+        assert isinstance(record, dict)  # verify refused anything else
         if record.get("genotype") != genotype.content_hash():
             raise UserError(f"architecture {path} was edited after its search (it no longer matches its record)",
                             remedy)
