@@ -357,13 +357,16 @@ class AdraSetting:
 
 def adra_settings(run: Run) -> list[AdraSetting]:
     """The config's grid; `--defense arch_grad_noise --defense_arg s` adds s to its adra.grad_noise list. A
-    downsample factor larger than the images is refused before any work."""
+    downsample factor larger than the images, or a batch larger than D^alpha, is refused before any work."""
     a, d = run.cfg.adra, run.cfg.defense
     noises = sorted(set(a.grad_noise) | ({d.arg} if d.name == "arch_grad_noise" else set()))
-    side = min(run.x.shape[2:])
+    side, rows = min(run.x.shape[2:]), len(run.idx["alpha"])
     for factor in a.downsample:
         if factor > side:
             raise UserError(f"adra.downsample {factor} is larger than the {side}-pixel images", f"use 1 to {side}")
+    if max(a.batch_sizes) > rows:
+        raise UserError(f"adra.batch_sizes {max(a.batch_sizes)} is more than the {rows} images of D^alpha",
+                        f"use batches of 1 to {rows}")
     return [AdraSetting(f, P, act, B, float(noise)) for f in a.downsample for P in a.P for act in a.activations
             for B in a.batch_sizes for noise in noises]
 

@@ -72,6 +72,16 @@ def test_out_of_range_or_mistyped_keys_are_one_error_line(in_tmp, capsys, change
     assert not (in_tmp / "result").exists()
 
 
+@pytest.mark.parametrize("changes,needle", [
+    ({"adra.downsample": [16]}, "adra.downsample 16 is larger than the 8-pixel images"),
+    ({"adra.batch_sizes": [1, 4096]}, "adra.batch_sizes 4096 is more than the 359 images of D^alpha"),
+])
+def test_adra_settings_the_data_cannot_hold_are_refused_before_work(in_tmp, capsys, changes, needle) -> None:
+    code, lines = _run(capsys, "adra", "cpu", _cfg(in_tmp, **changes))
+    assert code == 2 and len(lines) == 1 and needle in lines[0], lines
+    assert not (in_tmp / "log/bad/results.jsonl").exists()
+
+
 def test_deep_nesting_is_one_error_line(in_tmp, capsys) -> None:
     (in_tmp / "deep.json").write_text('{"space": ' + "[" * 100_000 + "]" * 100_000 + "}")
     code, lines = _run(capsys, "search", "cpu", "deep.json")
