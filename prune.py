@@ -61,7 +61,7 @@ def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, opt
     if not needs_mem_scores(setting.defend):
         return options
     scores = memscores.load_scores(exp.root / "memscore", exp.train_rows(shadow), exp.command("memscore.py"),
-                                  expected=exp.settings("memscore"))
+                                  expected=exp.settings("memscore"), n_pool=exp.pool_size)
     return replace(options, mem_scores=scores)
 
 
