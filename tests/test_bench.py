@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -27,6 +28,7 @@ def test_plain_sensitivity_loop_draws_the_same_noise_as_the_batched_path() -> No
     assert looped.shape == (37, 3) and looped.min() > 0
 
 
+@pytest.mark.e2e
 def test_threshold_section_prints_its_table() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "bench.py"), "--quick", "--sections", "threshold"],
                          capture_output=True, text=True, timeout=300)
@@ -34,6 +36,7 @@ def test_threshold_section_prints_its_table() -> None:
     assert "same threshold: yes" in out.stdout and "270,000 rows" in out.stdout
 
 
+@pytest.mark.e2e
 def test_device_section_runs_on_the_cpu_with_tiny_shapes() -> None:
     """The cuda section's code path (victim + shadows one at a time and at once, prune, fine-tune, features,
     every attack, projections) on 16 CPU rows and 2 models. The grid counts are read off the paper profile's
@@ -48,6 +51,7 @@ def test_device_section_runs_on_the_cpu_with_tiny_shapes() -> None:
         assert what in out.stdout, what
 
 
+@pytest.mark.e2e
 def test_device_section_without_cuda_is_one_clear_error() -> None:
     if torch.cuda.is_available():
         return
