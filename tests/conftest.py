@@ -30,3 +30,19 @@ def run_script(script: str, *args: str, cwd: Path, timeout: int = 600):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def write_config(folder: Path, name: str, base: dict, **changes) -> str:
+    """`base` with `changes` (dotted keys for a section's key: "search.lr") written to folder/name.json;
+    returns the file name."""
+    import copy
+    import json
+    cfg = copy.deepcopy(base)
+    for key, value in changes.items():
+        section, _, sub = key.partition(".")
+        if sub:
+            cfg[section][sub] = value
+        else:
+            cfg[section] = value
+    (folder / f"{name}.json").write_text(json.dumps(cfg))
+    return f"{name}.json"
