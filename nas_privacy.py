@@ -30,8 +30,8 @@ from core.errors import UserError
 from core.results import AttackRecord, append_record, committed_outputs, output_done
 from core.storage import atomic_write, log, save_npz_with_record, setup_logging
 from core.training import TrainConfig
-from experiment import configure_backends, resolve_device, seed_everything
-from experiment.cli import Parser, add_threads_flag, run_main
+from experiment import configure_backends, resolve_device, seed_everything, versions
+from experiment.cli import Parser, add_code_flags, add_threads_flag, run_main, start_code_check
 from models import build_model
 from nas import adra as A
 from nas import amia as M
@@ -58,7 +58,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         "file the config no longer makes; amia: also the attacker's own search)")
     add_threads_flag(p)
     p.add_argument("--quiet", action="store_true", help="accepted for grid.py's runner (no progress bars anyway)")
+    add_code_flags(p)
     args = p.parse_args(argv)
+    start_code_check(args)
     if args.subcommand not in SUBCOMMANDS:
         raise UserError(f"unknown subcommand '{args.subcommand}'", "use one of: " + ", ".join(SUBCOMMANDS))
     if len(args.positional) > 2:
@@ -157,7 +159,8 @@ class Run:
         base = {"config": self.stem, "dataset_name": self.cfg.dataset_name, "model_name": "darts",
                 "original": True, "seed": self.cfg.seed, "split": dataclasses.asdict(self.cfg.split),
                 "defend": "" if d.name == "none" else d.name, "defend_arg": None if d.name == "none" else d.arg,
-                "P": self.cfg.space.P, "activation": self.cfg.space.activation, "defense": self.defense}
+                "P": self.cfg.space.P, "activation": self.cfg.space.activation, "defense": self.defense,
+                "versions": versions()}
         append_record(self.logs / "results.jsonl", AttackRecord.from_json(base | fields))
 
 

@@ -13,10 +13,12 @@ from typing import Any, NoReturn
 
 import defenses
 import pruner
-from core import config_schema
+from core import config_schema, provenance
 from core.config_schema import Config, load_config
 from core.errors import UserError
 from core.setting import ModelSetting
+from core.storage import log
+from core.version import add_version_flag
 from defenses import DefenseOptions
 from defenses.base import ACCOUNTANTS, MODES
 from experiment import RunOptions
@@ -83,7 +85,21 @@ def base_parser(description: str) -> Parser:
                    help="cudnn.benchmark and TF32 on: faster on GPUs, not bit-reproducible")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_flag(p)
+    add_code_flags(p)
     return p
+
+
+def add_code_flags(p: argparse.ArgumentParser) -> None:
+    """--version, and --strict_version for the steps that reuse finished outputs (docs/design.md §9.4)."""
+    add_version_flag(p)
+    p.add_argument("--strict_version", action="store_true",
+                   help="refuse to reuse an output made by another version or commit of this code (default: "
+                        "reuse it, with one note line naming the versions)")
+
+
+def start_code_check(ns: argparse.Namespace) -> None:
+    """After parsing: this run's reuse of outputs made by other code starts from nothing (see run_main)."""
+    provenance.REUSE.start(strict=getattr(ns, "strict_version", False))
 
 
 def add_workers_flag(p: argparse.ArgumentParser) -> None:
@@ -169,6 +185,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
           ) -> tuple[argparse.Namespace, RunOptions, Config]:
     """Parse the artifact's `[DEVICE] CONFIG` positionals and the flags, then load the config."""
     ns = parser.parse_args(argv)
+    start_code_check(ns)
     pos = ns.positional
     if len(pos) > 2:
         raise UserError(f"too many positional arguments: {' '.join(pos)}", "usage: [DEVICE] CONFIG [--flags]")
@@ -188,9 +205,13 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
 
 def run_main(main: Callable[[], None]) -> None:
     """Entry point wrapper: a UserError is one line on stderr and exit 2 (UserError.line collapses any line
-    break its text quotes); Ctrl-C exits 130 quietly."""
+    break its text quotes); Ctrl-C exits 130 quietly. A step that reused outputs made by other code ends with
+    one note saying so (core/provenance.py's REUSE)."""
     try:
         main()
+        note = provenance.REUSE.note()
+        if note is not None:
+            log.info(note)
     except UserError as e:
         print(e.line(), file=sys.stderr)
         sys.exit(2)
