@@ -108,14 +108,17 @@ def test_strict_version_refuses_and_stale_or_refused_outputs_are_not_counted(thi
 
 def test_an_architecture_found_by_other_code_is_noted(this_code, tmp_path: Path) -> None:
     """nas_privacy.py's amia / adra reuse the searched architecture: counted like any other output."""
-    from nas.supernet import Genotype, load_genotype, save_genotype
-    g = Genotype(2, 4, "relu", ("conv_3x3", "skip_connect"), ((0,), (0, 1)), 1, True)
-    save_genotype(g, tmp_path / "g.json", fingerprint='{"seed": 7}')
-    assert load_genotype(tmp_path / "g.json", "search", '{"seed": 7}') == g and provenance.REUSE.note() is None
+    from nas.supernet import Genotype, SpaceConfig, load_genotype, save_genotype
+    space = SpaceConfig(P=2, C=4, activation="relu")
+    g = Genotype(2, 4, "relu", ("sep_conv_3x3", "skip_connect"), ((0,), (0, 1)), 1, True)
+    expected = provenance.Expected({"seed": 7}, None, kind="nas_search")
+    save_genotype(g, tmp_path / "g.json", provenance.new_record("nas_search", {"seed": 7}, None))
+    assert load_genotype(tmp_path / "g.json", space, "search", expected)[0] == g and provenance.REUSE.note() is None
     data = json.loads((tmp_path / "g.json").read_text())
-    assert data["code"] == HERE
-    (tmp_path / "g.json").write_text(json.dumps(data | {"code": OLD}))
-    assert load_genotype(tmp_path / "g.json", "search", '{"seed": 7}') == g
+    assert data["provenance"]["code"] == HERE
+    data["provenance"]["code"] = OLD
+    (tmp_path / "g.json").write_text(json.dumps(data))
+    assert load_genotype(tmp_path / "g.json", space, "search", expected)[0] == g
     assert provenance.REUSE.other == {str(tmp_path / "g.json"): "prune-mia 0.3.0 (commit 05348e4)"}
 
 
