@@ -108,6 +108,8 @@ def read_wemem_csv(path: Path, rows: int) -> np.ndarray:
     known = ~np.isnan(values)
     if not np.all((values[known] >= 0) & (values[known] <= 1)):
         raise UserError(f"mem-score CSV {path} has scores outside [0, 1] (or infinite)", hint)
+    if not known.any():
+        raise UserError(f"mem-score CSV {path} holds no score (every row is empty)", hint)
     return values
 
 

@@ -216,6 +216,9 @@ QUICK_REF_MODELS = 8
 # run of its scripts), one defense (slide_re, the cheapest: 43 s vs ml2's 108 s for its prune under load
 # ~11) attacked adaptively: each samia,threshold attack took ~230 s wall at that load, so a second defense
 # would cost ~6 min of the 15; the one-shot l1unstructure 0.6 of the block is the premise's comparison.
+# K 8 leaves 66 % of the rows tied at one mem-score (raw 0: every model right, in or out), over which slide_re's
+# window is the split's own order, i.e. the random ablation; more models barely help (60 % at K 16, 49 % at 64,
+# 4.9 s per model at load ~7), so K stays 8 and the records carry the share (`mem_score_tie_share`) instead.
 LOCATION_WINDOW = (("stride", 1), ("width", 15))
 LOCATION_RMR = (("mem_thre", 0.6), ("weight_decay_mem", 0.1))
 QUICK_WEMEM = WeMemStudy("iter_prunetxt", defenses=(("slide_re", LOCATION_WINDOW),),
@@ -279,7 +282,8 @@ PAPER = (
     + [GridBlock(f"cifar10_resnet18_split{r}", sparsities=(0.7,), refs=True) for r in ("50_40", "60_30", "70_20")]
     + WEMEM_PAPER
 )
-# Architecture-level privacy (nas_privacy.py, Li et al.). Quick: the undefended slice on digits (~2 min on 2
+# Architecture-level privacy (nas_privacy.py, Li et al.). Quick: the undefended slice on digits, its ADRA at P 4 on
+# the 8x8 images (update rank 31 of 64 pixels: unidentifiable) and pooled to 4x4 (16 of 16) (~2 min on 2
 # busy cores; the defenses add ~1 min each, measured in docs, so they stay in the paper profile). Paper: Tables
 # 1-6 on MNIST / CIFAR-10 / CIFAR-100 with the four defenses of §5 (Table 6) at the paper's strengths.
 NAS_DEFENSES = {"arch_l2": (1e-3, 1e-2), "sample_noise": (0.1,), "distill": (0.5,), "arch_grad_noise": (0.1,)}

@@ -53,3 +53,19 @@ def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: py
         raise AssertionError(f"{request.node.nodeid} starts a process: mark it (or its file) pytest.mark.e2e")
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+
+
+def write_config(folder: Path, name: str, base: dict, **changes) -> str:
+    """`base` with `changes` (dotted keys for a section's key: "search.lr") written to folder/name.json;
+    returns the file name."""
+    import copy
+    import json
+    cfg = copy.deepcopy(base)
+    for key, value in changes.items():
+        section, _, sub = key.partition(".")
+        if sub:
+            cfg[section][sub] = value
+        else:
+            cfg[section] = value
+    (folder / f"{name}.json").write_text(json.dumps(cfg))
+    return f"{name}.json"

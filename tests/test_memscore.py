@@ -206,7 +206,7 @@ def test_a_score_table_of_the_wrong_length_type_or_range_is_one_line(tmp_path: P
 
 @pytest.mark.parametrize("text,what", [(",0\n0,0.5\n1,1.5\n", "outside [0, 1]"), (",0\n0,0.5\n1,inf\n", "outside"),
                                        (",0,1\n0,0.5,1\n1,0.5,1\n", "3 columns"),
-                                       (",0\n0.5,0.5\n1.5,0.5\n", "numbered 0..1")])
+                                       (",0\n0.5,0.5\n1.5,0.5\n", "numbered 0..1"), (",0\n0,\n1,\n", "no score")])
 def test_a_csv_out_of_range_or_of_another_shape_is_refused(tmp_path: Path, text: str, what: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nas_privacy
-from conftest import run_script
+from conftest import run_script, write_config
 from experiment.cli import run_main
 
 
@@ -26,15 +26,7 @@ def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[str]]:
 
 def _cfg(tmp, **changes) -> str:
     with open("config/nas_digits.json") as f:
-        cfg = json.load(f)
-    for key, value in changes.items():
-        section, _, sub = key.partition(".")
-        if sub:
-            cfg[section][sub] = value
-        else:
-            cfg[section] = value
-    (tmp / "bad.json").write_text(json.dumps(cfg))
-    return "bad.json"
+        return write_config(tmp, "bad", json.load(f), **changes)
 
 
 @pytest.mark.parametrize("changes,needle", [

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import nas_privacy
+from conftest import write_config
 from core.storage import read_npz
 from experiment.cli import run_main
 
@@ -38,15 +39,7 @@ def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[str], lis
 
 
 def _write(tmp: Path, **changes) -> str:
-    cfg = json.loads(json.dumps(TINY))
-    for k, v in changes.items():
-        section, _, sub = k.partition(".")
-        if sub:
-            cfg[section][sub] = v
-        else:
-            cfg[section] = v
-    (tmp / "tiny.json").write_text(json.dumps(cfg))
-    return "tiny.json"
+    return write_config(tmp, "tiny", TINY, **changes)
 
 
 def _records() -> list[dict]:
