@@ -29,7 +29,6 @@ from reporting.plotting import (
     DPI,
     FIT_LINE,
     PANEL_INCHES,
-    RC,
     REFERENCE_LINE,
     STAR,
     Panel,
@@ -389,16 +388,15 @@ def fig12_matrix(r: Report) -> list[Entry]:
             entries.append(skip("Fig 12", f"sparsity matrix for {config}", f"no {r.attack} attacks off the diagonal"))
             continue
         name = f"fig12_matrix_{config}.png"
-        with plt.rc_context(RC):
-            fig, axes = plt.subplots(len(pruners), len(MATRIX_VALUES), squeeze=False, layout="constrained", dpi=DPI,
-                                     figsize=(PANEL_INCHES[0] * len(MATRIX_VALUES), PANEL_INCHES[1] * len(pruners)))
-            for row, pruner in zip(axes, pruners):
-                rows = cells[pruner][cells[pruner]["attack"] == attack]
-                for ax, (value, label) in zip(row, MATRIX_VALUES):
-                    draw_heatmap(fig, ax, matrix_table(rows, value), f"{pruner}: {label}", label)
-            fig.suptitle(wrap(f"{config}: {attack} with unknown sparsity, victim x shadow (Figs 12-13 analogue)",
-                              fig.get_figwidth() - 0.4, 12))
-            save(fig, r.out, name)
+        fig, axes = plt.subplots(len(pruners), len(MATRIX_VALUES), squeeze=False, layout="constrained", dpi=DPI,
+                                 figsize=(PANEL_INCHES[0] * len(MATRIX_VALUES), PANEL_INCHES[1] * len(pruners)))
+        for row, pruner in zip(axes, pruners):
+            rows = cells[pruner][cells[pruner]["attack"] == attack]
+            for ax, (value, label) in zip(row, MATRIX_VALUES):
+                draw_heatmap(fig, ax, matrix_table(rows, value), f"{pruner}: {label}", label)
+        fig.suptitle(wrap(f"{config}: {attack} with unknown sparsity, victim x shadow (Figs 12-13 analogue)",
+                          fig.get_figwidth() - 0.4, 12))
+        save(fig, r.out, name)
         entries.append(Entry("Fig 12", name, f"Paper Figs 12-13 analogue for {config}: {attack} attack accuracy and "
                              "AUC (%) for each victim sparsity (rows) attacked with shadows of each sparsity "
                              "(columns), same approach; 0 = the unpruned model, the diagonal = the known setting, "

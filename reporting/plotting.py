@@ -66,15 +66,19 @@ FIT_LINE = {"linestyle": ":", "color": "gray"}
 
 PANEL_INCHES = (5.2, 4.2)  # one panel's axes and labels; the legend column is added to the width
 DPI = 110
-# Record names and labels are text, never TeX: a "$" in a name must not start mathtext (which can raise).
-RC = {"text.parse_math": False}
 GLYPH = 0.6  # average glyph width in em of matplotlib's default font (DejaVu Sans), for wrapping estimates
 LEGEND_FONT = 7
 
 
+def literal(text: str) -> str:
+    """Text drawn as written: a "$" would start mathtext, which can raise on what a record holds (record names
+    are checked to hold none; labels made of other values pass here). The tick labels of log axes keep theirs."""
+    return text.replace("$", r"\$")
+
+
 def wrap(text: str, inches: float, size: float) -> str:
-    """`text` wrapped at word boundaries to lines of about `inches` at font size `size` (points)."""
-    return textwrap.fill(text, max(8, int(inches * 72 / (GLYPH * size))), break_long_words=False)
+    """`text` wrapped at word boundaries to lines of about `inches` at font size `size` (points), literal."""
+    return literal(textwrap.fill(text, max(8, int(inches * 72 / (GLYPH * size))), break_long_words=False))
 
 
 def legend_inches(panel: Panel) -> float:
@@ -91,22 +95,23 @@ def draw(ax: plt.Axes, panel: Panel, width: float) -> list[tuple[Annotation, flo
     notes = []
     for s in panel.series:
         gid = s.key or s.label
+        label = literal(s.label)
         if s.kind == "hist":
-            artists = ax.hist(s.x, label=s.label, **({"histtype": "stepfilled", "alpha": 0.45} | s.style))[2]
+            artists = ax.hist(s.x, label=label, **({"histtype": "stepfilled", "alpha": 0.45} | s.style))[2]
         elif s.kind == "bar":
             offset = (bars.index(s) - (len(bars) - 1) / 2) * bar_width
-            artists = ax.bar(np.asarray(s.x, float) + offset, s.y, bar_width, label=s.label, **s.style)
+            artists = ax.bar(np.asarray(s.x, float) + offset, s.y, bar_width, label=label, **s.style)
         elif s.kind == "vline":
-            artists = [ax.axvline(s.x[0], label=s.label, **({"linestyle": "--"} | s.style))]
+            artists = [ax.axvline(s.x[0], label=label, **({"linestyle": "--"} | s.style))]
         elif s.kind == "hline":
-            artists = [ax.axhline(s.y[0], label=s.label, **({"linestyle": "--", "color": "black"} | s.style))]
+            artists = [ax.axhline(s.y[0], label=label, **({"linestyle": "--", "color": "black"} | s.style))]
         elif s.kind == "note":
-            artists = ax.plot([], [], " ", label=s.label)
+            artists = ax.plot([], [], " ", label=label)
         elif len(s.x):
-            artists = ax.plot(s.x, s.y, label=s.label, **s.style)
+            artists = ax.plot(s.x, s.y, label=label, **s.style)
             line = artists[0]
             # In the series' colour, so that a label tells which line it belongs to where lines meet.
-            notes += [(ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+            notes += [(ax.annotate(literal(note), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
                                    color=line.get_color(), in_layout=False), line.get_markersize() / 2)
                       for x, y, note in zip(s.x, s.y, s.notes)]
         else:
@@ -120,7 +125,7 @@ def draw(ax: plt.Axes, panel: Panel, width: float) -> list[tuple[Annotation, flo
         ax.set_xlim(*panel.limits)
         ax.set_ylim(*panel.limits)
     if panel.xticklabels:
-        ax.set_xticks(range(len(panel.xticklabels)), panel.xticklabels)
+        ax.set_xticks(range(len(panel.xticklabels)), [literal(t) for t in panel.xticklabels])
     elif not panel.loglog:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
         ax.margins(x=0.08)
@@ -224,8 +229,7 @@ def save(fig: Figure, out: Path, name: str) -> None:
 def figure(section: str, out: Path, name: str, panels: Sequence[Panel], title: str, caption: str,
            ncols: int = 3) -> Entry:
     """compose(), saved as out/name; its index entry."""
-    with plt.rc_context(RC):
-        save(compose(panels, title, ncols), out, name)
+    save(compose(panels, title, ncols), out, name)
     return Entry(section, name, caption)
 
 
