@@ -97,7 +97,7 @@ def build_report(logdir: Path, out: Path, root: Path | None = None, attack: str 
     df = loaded.df
     present = sorted(set(df.get("attack", ())))
     if attack is not None and attack not in present:
-        raise UserError(f"--attack {attack}: no such attack in the results", f"present: {', '.join(present)}")
+        raise UserError(f"--attack {attack!r}: no such attack in the results", f"present: {', '.join(present)}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file", "pass a folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -50,8 +50,8 @@ def copy_grids(r: Report, adra: list[dict[str, Any]]) -> list[Entry]:
         elif src is None or not src.exists():
             continue  # no grid recorded, or not made: nothing to copy
         else:
-            why = files.image_problem(src) or (None if safe_name(src.stem) else f"grid name {src.stem!r} is not "
-                                                                                   "a plain file name")
+            problem = files.image_problem(src) or (None if safe_name(src.stem) else "not a plain file name")
+            why = f"grid {recorded!r}: {problem}" if problem else None
         if why:
             r.note(pd.Series({SOURCE: rec[SOURCE]}), why)
             continue

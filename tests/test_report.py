@@ -456,3 +456,22 @@ def test_artifact_mode_is_its_own_series_in_the_defense_figures(results):
     panel = paper.defense_panel(pd.concat([ours, artifact]), rows, "non-adaptive samia attack")
     lines = {s.label: len(s.x) for s in panel.series}
     assert lines == {"dp": 1, "dp (artifact)": 1, "basic (no defense)": 1}
+
+
+@pytest.mark.parametrize("argv", [[], ["--bogus"], ["log", "--attack"], ["log", "--out"], ["a", "b"]])
+def test_command_line_mistakes_are_one_error_line_without_usage(argv: list[str], capsys: pytest.CaptureFixture):
+    """The project's parser: argparse's own errors are one `error:` line with exit 2, not its usage block."""
+    with pytest.raises(SystemExit) as exit_info:
+        report.run_main(lambda: report.main(argv))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert len(captured.err.strip().splitlines()) == 1 and "usage" not in captured.err and not captured.out
+
+
+def test_an_attack_name_with_a_line_break_is_still_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    logdir = make_logdir(tmp_path)
+    with pytest.raises(SystemExit):
+        report.run_main(lambda: report.main([str(logdir), "--out", str(tmp_path / "out"), "--attack", "sam\nia"]))
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'sam\\nia'" in err

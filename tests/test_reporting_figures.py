@@ -13,7 +13,7 @@ from attackers import ATTACKS, result_order
 from reporting import BUILDERS, build_report, palette
 from reporting.plotting import kept_figures
 from reporting_corpus import ATTACKS as CORPUS_ATTACKS
-from reporting_corpus import CONFIG, write_logdir
+from reporting_corpus import CONFIG, nas_records, pruning_records, write_logdir
 
 NO_LINE = ("None", "none", " ", "")
 
@@ -132,3 +132,18 @@ def test_a_new_family_gets_its_own_styles_without_a_list_of_names():
     styles = list(p.styles.values())
     assert len({(s.color, s.linestyle, s.marker) for s in styles}) == len(styles)
     assert len({(s.color, s.hatch) for s in styles}) == len(styles)
+
+
+def test_index_lists_the_code_versions_that_made_its_records(report):
+    """index.md's "Produced by": each (version, commit) with its record count, records without as before 0.4.0,
+    counted here from the corpus' own records."""
+    _, _, out = report
+    counts: dict[str, int] = {}
+    for rec in pruning_records() + nas_records():
+        v = rec["versions"]
+        label = f"prune-mia {v['prune_mia']}, commit {v['commit']}" if "prune_mia" in v else "before 0.4.0"
+        counts[label] = counts.get(label, 0) + 1
+    assert len(counts) == 3 and min(counts.values()) > 1
+    text = (out / "index.md").read_text()
+    listed = text.split("## Produced by\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert listed == [f"- {k}: {counts[k]} records" for k in sorted(counts, key=lambda k: (k == "before 0.4.0", k))]
