@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     built = build_report(args.logdir, args.out, args.root, args.attack)
     for note in built.notes:
-        print(f"report: skipped {note}", file=sys.stderr)
+        print(f"report: {note}", file=sys.stderr)
     figs = sum(1 for e in built.entries if e.file and e.file.endswith(".png"))
     skipped = sum(1 for e in built.entries if not e.file)
     print(f"report: {figs} figures, {skipped} skipped, {len(built.notes)} notes, tables and index in "

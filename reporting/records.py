@@ -28,7 +28,7 @@ KEY = ["config", "setting", "attack"]
 SOURCE = "_source"  # the DataFrame column naming each row's line (`file:line`); no record key starts with "_"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,@%-]*")  # no separator, no "..", nothing a shell or TeX reads
 PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a top-level key: no dots, flattened columns must not collide
-NESTED_KEY = re.compile(r"[^.\x00-\x1f\x7f]{1,128}")  # a nested one (provenance's "shadow 0"): no dot either
+NESTED_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,128}")  # a nested one: provenance's "shadow 0", a setting name
 DOTTED_KEYS = frozenset(JSON_NAMES.values())       # the schema's own dotted keys (tpr_at_0.1pct_fpr)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")           # a line break would split a Markdown row or a note line
 REQUIRED_NAMES = ("config", "setting", "attack")
@@ -65,7 +65,7 @@ def nested_problem(value: Any, depth: int, kind: Kind | None = None) -> str | No
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             if isinstance(key, str) and not NESTED_KEY.fullmatch(key):
-                return f"key {shown(key)} holds a dot or a control character"
+                return f"key {shown(key)} is empty, too long or holds a control character"
             why = nested_problem(item, depth + 1, kind)
             if why:
                 return f"[{shown(key)}] {why}"

@@ -128,7 +128,7 @@ def test_the_run_ends_well_and_writes_only_under_out(runs):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert all(p.startswith(str(runs["out"])) for p in runs["new"]), sorted(runs["new"] - {str(runs["out"])})[:5]
-    assert all(line.startswith("report: skipped ") for line in done.stderr.splitlines()), done.stderr
+    assert all(line.startswith("report: ") and "skipped" in line for line in done.stderr.splitlines()), done.stderr
     assert not (runs["out"] / "nas_adra").exists()  # no grid of the corpus may be copied
 
 
@@ -190,3 +190,30 @@ def test_names_that_may_become_paths():
     bad = ["", ".", "..", "../x", "a/b", "a\\b", "/etc", ".hidden", "a b", "a\nb", "a$b", "x" * 129, 7, None]
     assert all(records.safe_name(n) for n in ok)
     assert not any(records.safe_name(n) for n in bad)
+
+
+def test_files_are_read_only_from_under_the_results_root(tmp_path: Path):
+    from reporting.files import within_root
+
+    root = tmp_path / "root"
+    (root / "result").mkdir(parents=True)
+    (tmp_path / "secret.npz").write_bytes(b"x")
+    (root / "result" / "link.npz").symlink_to(tmp_path / "secret.npz")  # a link inside, pointing out
+    (root / "result" / "ok.npz").write_bytes(b"x")
+    assert within_root(root, "result/ok.npz") == (root / "result" / "ok.npz").resolve()
+    assert within_root(root, str(root / "result" / "ok.npz")) is not None  # absolute, but under the root
+    for bad in ("../secret.npz", str(tmp_path / "secret.npz"), "/etc/hostname", "result/link.npz",
+                "result/../../secret.npz", "a\x00b", "", None, 5):
+        assert within_root(root, bad) is None, bad
+
+
+def test_a_results_file_linked_from_outside_the_log_folder_is_not_read(tmp_path: Path):
+    log = tmp_path / "log"
+    (log / "good").mkdir(parents=True)
+    (log / "good" / "results.jsonl").write_text(json.dumps(GOOD[0]) + "\n")
+    (tmp_path / "elsewhere.jsonl").write_text(json.dumps(GOOD[1]) + "\n")
+    (log / "linked").mkdir()
+    (log / "linked" / "results.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    found, notes = records.read_records(log)
+    assert [s.record.attack for s in found] == [GOOD[0]["attack"]]
+    assert len(notes) == 1 and "linked/results.jsonl: not a file inside" in notes[0]
