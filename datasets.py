@@ -1,4 +1,4 @@
-"""Dataset registry, loaders and the artifact's victim / shadow splits (DESIGN §4, facts §2).
+"""Dataset registry, loaders and the artifact's victim / shadow splits (docs/design.md §4).
 
 Every loader returns the whole pool (official train then official test, or the single file of a tabular
 set) as one normalised float32 tensor, materialised once: the artifact uses no augmentation, so the
@@ -11,7 +11,8 @@ On-disk layout under data_root (the artifact's, with a few documented alternativ
   svhn         svhn-data/{train_32x32.mat,test_32x32.mat}                      (or directly in data_root)
   mnist        mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz   (or MNIST/raw/, torchvision's layout;
                the uncompressed files are read too)
-  cinic10      cinic10/{train,test}/<class>/*.png (CINIC-10's release; valid/ is not read)
+  cinic10      cinic10/{train,test}/<class>/*.png (CINIC-10's release; valid/ is not read), with WeMem's
+               cinic10/train_test_idx.pkl (or .json) when present: its train / test subsets, in its order
   chmnist      chmnist/kather_texture_2016_image_tiles_5000/Kather_texture_2016_image_tiles_5000/<class>/*
   location     location/data_complete.npz                      x (5010x446), y 1-based (MemGuard's file)
   texas100     texas/data_complete.npz (x, y 1-based), else the text release extracted in texas/:
@@ -44,7 +45,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from core.errors import UserError
-from core.storage import NPZ_ERRORS, atomic_write, log, read_npz
+from core.storage import NPZ_ERRORS, atomic_write, log, read_int_lists_pickle, read_npz
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # also used for cifar100 (artifact)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -72,6 +73,8 @@ class Pool:
     y: torch.Tensor
     name: str
     n_train: int | None = None  # rows of the official TRAIN split at the front (None: no official split)
+    # why WeMem's mem-score CSVs (row i = its training row i) do not fit this pool's rows (None: they do)
+    csv_rows: str | None = None
 
 
 Loader = Callable[[Path, int, int], Pool]
@@ -295,6 +298,7 @@ def load_chmnist(root: Path, input_dim: int, num_cls: int) -> Pool:
 
 CINIC_DIR = "cinic10"
 CINIC_PARTS = ("train", "test")  # pool order; valid/ is not read (WeMem used train and test subsets only)
+CINIC_INDEX_FILES = ("train_test_idx.pkl", "train_test_idx.json")  # WeMem's subsets (its data/datasets/cinic/)
 # CINIC-10's own statistics (its README); WeMem's transform for CINIC is not in the facts.
 CINIC_MEAN, CINIC_STD = (0.47889522, 0.47227842, 0.43047404), (0.24205776, 0.23828046, 0.25874835)
 
@@ -317,15 +321,48 @@ def _read_png_folder(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, l
     return images, np.array([c for _, c in files]), classes
 
 
+def cinic_index(folder: Path, sizes: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """WeMem's (trainidx, testidx) from cinic10/train_test_idx.pkl (WeMem's committed file: a protocol-3 pickle
+    of [trainidx, testidx], plain lists of ints; read without unpickling objects, storage.read_int_lists_pickle)
+    or its conversion train_test_idx.json (the same two lists); None when neither is there. WeMem trains on
+    Subset(train folder, trainidx), so row i of its mem-score CSV is training image trainidx[i]."""
+    for name in CINIC_INDEX_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = read_int_lists_pickle(path) if name.endswith(".pkl") else json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise _corrupt("cinic10", path, f"{type(e).__name__}: {e}") from None
+        if not (isinstance(data, (list, tuple)) and len(data) == 2
+                and all(isinstance(p, (list, tuple)) and p and all(type(i) is int for i in p) for p in data)):
+            raise _corrupt("cinic10", path, "it must hold two non-empty lists of integers, [trainidx, testidx]")
+        parts = tuple(np.asarray(p, dtype=np.int64) for p in data)
+        for part, size, what in zip(parts, sizes, CINIC_PARTS):
+            if len(np.unique(part)) != len(part) or part.min() < 0 or part.max() >= size:
+                raise _corrupt("cinic10", path, f"its {what} indices must be distinct images 0..{size - 1}")
+        return parts  # type: ignore[return-value]
+    return None
+
+
 def load_cinic10(root: Path, input_dim: int, num_cls: int) -> Pool:
-    """CINIC-10 as released: cinic10/{train,valid,test}/<class>/*.png (32x32). Pool = train then test."""
+    """CINIC-10 as released: cinic10/{train,valid,test}/<class>/*.png (32x32). Pool = train then test: with
+    WeMem's index file (cinic_index) its train images in trainidx order, then its test images in testidx
+    order, so pool row i is WeMem's training row i (its CSV's row i); without it every train then test image
+    in folder order, whose rows WeMem's CSV does not follow (Pool.csv_rows says so)."""
     parts = [_read_png_folder("cinic10", root / CINIC_DIR / part) for part in CINIC_PARTS]
     if parts[0][2] != parts[1][2]:
         raise _corrupt("cinic10", root / CINIC_DIR,
                        f"train and test class folders differ: {parts[0][2]} vs {parts[1][2]}")
+    index = cinic_index(root / CINIC_DIR, (len(parts[0][1]), len(parts[1][1])))
+    if index is not None:
+        parts = [(p[0][i], p[1][i], p[2]) for p, i in zip(parts, index)]
     x = _normalise(np.concatenate([p[0] for p in parts]).transpose(0, 3, 1, 2), CINIC_MEAN, CINIC_STD)
     pool = _make_pool("cinic10", x, np.concatenate([p[1] for p in parts]), root / CINIC_DIR)
     pool.n_train = len(parts[0][1])
+    if index is None:
+        pool.csv_rows = (f"without WeMem's {root / CINIC_DIR / CINIC_INDEX_FILES[0]}, pool row i is training image "
+                         "i, but row i of WeMem's CSV is image trainidx[i] of that file")
     return pool
 
 
@@ -731,7 +768,7 @@ def _wemem_three_way(half: np.ndarray, test_part: np.ndarray, seed: int) -> tupl
 
 
 def make_wemem_splits(n: int, n_train: int | None, *, seed: int = 7, shadow_num: int = 5) -> Splits:
-    """WeMem's split (facts §0): the train part halved (victim / attack, random_state=seed); each half as
+    """WeMem's split (docs/wemem.md): the train part halved (victim / attack, random_state=seed); each half as
     _wemem_three_way, shadow i on the attack half with seed + i. Members : non-members is about 73 : 27, and
     every model's non-members share the same official test rows. The artifact's make_splits stays the default.
     """

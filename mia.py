@@ -1,5 +1,5 @@
 """Step 3: attack the pruned (or --original, or defended) victim with shadows treated the same way, then
-report every metric (DESIGN §8-9).
+report every metric (docs/design.md §7-8).
 
     python mia.py [DEVICE] CONFIG --pruner_name l1unstructure --prune_sparsity 0.7 --attacks all
                   [--defend ppb --defend_arg 4 [--adaptive]] [--original]
@@ -46,9 +46,9 @@ from attackers.metrics import NonFiniteScores, attack_metrics
 from core import provenance
 from core.config_schema import Config
 from core.errors import UserError
-from core.results import AttackRecord, append_record, committed_outputs
+from core.results import AttackRecord, append_record, committed_outputs, output_done
 from core.setting import AttackSetting, ModelSetting
-from core.storage import atomic_save_npz, log, npz_record, save_npz_with_record
+from core.storage import atomic_save_npz, log, save_npz_with_record
 from defenses import DefenseOptions
 from experiment import (
     Experiment,
@@ -176,7 +176,7 @@ def expected_outputs(exp: Experiment, setting: AttackSetting, attacks: list[Atta
 
 def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, ckpt: dict[str, Any],
                 feature_seconds: float) -> AttackRecord:
-    """Everything but the attack: the setting and the victim's numbers of DESIGN §9 (accuracies, sparsity,
+    """Everything but the attack: the setting and the victim's numbers (accuracies, sparsity,
     the gaps of paper eqs. 3-4, epsilon)."""
     cfg, v, s = exp.cfg, setting.victim, setting.shadows
     m, y = victim.member == 1, victim.labels
@@ -199,7 +199,8 @@ def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, 
         versions=versions(), defense_options=dict(v.options) or None, defense_seconds=ckpt.get("defense_seconds"),
         prune_iter=ckpt.get("prune_iter"), split_scheme=cfg.split_scheme, dp_accountant=extras.get("accountant"),
         dp_steps=extras.get("dp_steps"), privacy_note=extras.get("privacy_note"),
-        defense_mode=extras.get("defense_mode"), pretrained_test_acc=ckpt.get("pretrained_test_acc"),
+        defense_mode=extras.get("defense_mode"), mem_score_tie_share=extras.get("mem_score_tie_share"),
+        mem_score_unknown=extras.get("mem_score_unknown"), pretrained_test_acc=ckpt.get("pretrained_test_acc"),
         pruned_test_acc=ckpt.get("pruned_test_acc"))
 
 
@@ -209,7 +210,7 @@ def report(exp: Experiment, result: AttackResult, base: AttackRecord, member: np
 
     The scores (with their provenance record) are written first and the results.jsonl record, naming the
     scores' output id, last: the record is the commit point, so scores left by a run killed in between are
-    not done (`result_done`) and nothing is reported without its scores."""
+    not done (`results.output_done`) and nothing is reported without its scores."""
     try:
         metrics = attack_metrics(member, result.scores, result.decisions, n_bootstrap=exp.cfg.n_bootstrap,
                                  seed=exp.cfg.seed)
@@ -252,30 +253,10 @@ def print_table(records: list[AttackRecord]) -> None:
 
 def pending_attacks(out: Path, expected: dict[str, provenance.Expected], committed: set[str],
                     overwrite: bool) -> list[str]:
-    """Attacks with a result not done (`result_done`); an attack is done when every result it returns is."""
+    """Attacks with a result not done (`results.output_done`); an attack is done when every result it returns is."""
     def done(name: str) -> bool:
-        return all([result_done(out / f"{r}.npz", expected[name], committed) for r in ATTACKS.get(name).results()])
+        return all([output_done(out / f"{r}.npz", expected[name], committed) for r in ATTACKS.get(name).results()])
     return [n for n in expected if overwrite or not done(n)]
-
-
-def result_done(path: Path, expected: provenance.Expected, committed: set[str]) -> bool:
-    """Whether one attack result may be reused: its scores exist with a results.jsonl record naming them (else
-    a run stopped between the two: not done) and were computed as `expected` asks (a parent model remade
-    since: not done, logged; a setting or the split differs: UserError naming it)."""
-    if not path.is_file():
-        return False
-    record = npz_record(path)
-    if record is None:
-        return False
-    if record and record.get("model_id") not in committed:
-        log.info(f"{path}: no results.jsonl record names these scores (a run stopped between the two), so they "
-                 "are computed again")
-        return False
-    reason = provenance.verify(str(path), record, expected, "rerun with --overwrite to replace it", made="computed")
-    if reason is not None:
-        log.info(f"{path}: {reason}, so it is computed again (its old record stays in results.jsonl)")
-        return False
-    return True
 
 
 def main() -> None:

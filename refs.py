@@ -1,5 +1,5 @@
-"""Step 2b: reference models for LiRA / RMIA online (DESIGN §12): models of the victim's kind, each trained on
-its half of the attacker's population (the victim's members and non-members plus the shadow pool), then
+"""Step 2b: reference models for LiRA / RMIA online (docs/reference_models.md): models of the victim's kind,
+each trained on its half of the attacker's population (the victim's members and non-members plus the shadow pool), then
 pruned and fine-tuned exactly as the victim (same approach, sparsity and defense) unless --original.
 
     python refs.py [DEVICE] CONFIG [--pruner_name l1unstructure --prune_sparsity 0.6 [--defend ppb ...] | --original]
@@ -28,16 +28,18 @@ import torch
 
 import pruner
 from core import provenance, reference_splits
+from core.errors import UserError
 from core.setting import ModelSetting
 from core.storage import RECORD_KEY, atomic_torch_save, checkpoint_record, log
 from core.training import evaluate, fit
-from defenses import DefenseOptions, create_defense
+from defenses import DefenseOptions, create_defense, needs_mem_scores
 from experiment import Experiment, check_setting, for_each_index, open_experiment, reference_seed
 from experiment.cli import (
     add_setting_flags,
     add_workers_flag,
     base_parser,
     defense_options,
+    given_setting_flags,
     parse,
     run_main,
     setting_of,
@@ -145,9 +147,10 @@ def references_to_make(exp: Experiment, setting: ModelSetting, options: DefenseO
                 todo.append(index)
                 break
             split = exp.split_of(reference_parts(exp, population, membership[index], index))
-            reason = provenance.verify(str(path), checkpoint_record(path, exp.command("refs.py")),
+            remake = exp.command("refs.py", f"{kind.flags() or '--original'} --overwrite")
+            reason = provenance.verify(str(path), checkpoint_record(path, remake),
                                        exp.expected_reference(kind, index, options, split),
-                                       "rerun with --overwrite to replace it", made="trained")
+                                       f"replace it: {remake}", made="trained")
             if reason is not None:
                 log.info(f"{path.parent.name} ({kind.prefix or 'original'}): {reason}, so it is made again")
                 todo.append(index)
@@ -164,15 +167,34 @@ def membership_files(exp: Experiment, setting: ModelSetting, population: np.ndar
     return matrices[0]
 
 
+def check_reference_setting(setting: ModelSetting) -> None:
+    """References are pruned once and fine-tuned once (prune_reference): a setting the victim reached in
+    iterative rounds, or through a defense that reads per-row mem-scores, has no faithful reference here."""
+    if setting.is_original:
+        return
+    if pruner.PRUNERS.get(str(setting.pruner_name)).iterative:
+        raise UserError(f"refs.py prunes references one-shot; {setting.pruner_name} prunes in rounds",
+                        "reference-model attacks cover the one-shot pruners: " + ", ".join(pruner.one_shot_names()))
+    if setting.defended and needs_mem_scores(setting.defend):
+        raise UserError(f"refs.py cannot train references under {setting.defend}: it reads mem-scores of each "
+                        "model's own rows, which references do not have", "use the offline variants "
+                        "(lira_offline, rmia_offline) for this setting")
+
+
 def main() -> None:
     parser = base_parser("Step 2b: reference models (LiRA / RMIA online) for one victim setting.")
     add_setting_flags(parser)
     add_workers_flag(parser)
     parser.add_argument("--original", action="store_true", help="references of the unpruned victim")
     ns, opts, cfg = parse(parser)
+    given = given_setting_flags(parser, ns)
+    if ns.original and given:  # before: silently dropped, and the original's references were made instead
+        raise UserError(f"--original makes the references of the unpruned victim, which {' and '.join(given)} "
+                        "cannot apply to", f"drop {' '.join(given)}, or drop --original for a pruned setting's")
     setting = ORIGINAL if ns.original else setting_of(ns)
     options = defense_options(ns, cfg)
     check_setting(cfg, setting, options)
+    check_reference_setting(setting)
     name = setting.prefix or "original"
     exp = open_experiment(opts, cfg, f"refs_{name}.log")
     population = online_population(exp)

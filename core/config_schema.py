@@ -1,4 +1,4 @@
-"""The config schema (DESIGN §3): every key with its type, default, bounds and help, in one place.
+"""The config schema (docs/design.md §3): every key with its type, default, bounds and help, in one place.
 
 Validation, the step scripts' `--<key>` flags (cli.py) and the README's key table all read the field
 metadata below, so a new key is one field. Precedence is CLI > JSON > defaults, as in the artifact (which
@@ -21,14 +21,23 @@ MAX_INT = 2 ** 31 - 1      # larger counts cannot be allocated, and torch seeds 
 
 def key(default: Any = dataclasses.MISSING, *, help: str, kind: type, minimum: float | None = None,
         maximum: float | None = None, strict: bool = False, choices: tuple[str, ...] = (), flag: bool = True,
-        factory: Any = None) -> Any:
-    """A config field: `kind` int / float / str / dict, bounds inclusive unless `strict` (minimum excluded);
-    `flag` False keeps it JSON-only (the keys that name the data and model, and the nested ones)."""
+        factory: Any = None, item: dict[str, Any] | None = None, section: type | None = None) -> Any:
+    """A config field: `kind` int / float / str / bool / list / dict, bounds inclusive unless `strict`
+    (minimum excluded); `flag` False keeps it JSON-only (the keys that name the data and model, and the nested
+    ones). A list field names its items' rules with `item=items(...)` (non-empty); a field holding a nested
+    object of typed keys names that object's dataclass with `section` (parsed by `parse_section`)."""
     meta = {"help": help, "kind": kind, "minimum": minimum, "maximum": maximum, "strict": strict,
-            "choices": choices, "flag": flag}
+            "choices": choices, "flag": flag, "item": item, "section": section}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def items(kind: type, *, minimum: float | None = None, maximum: float | None = None, strict: bool = False,
+          choices: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The rules of a list field's items (key(..., kind=list, item=items(int, minimum=1)))."""
+    return {"kind": kind, "minimum": minimum, "maximum": maximum, "strict": strict, "choices": choices,
+            "item": None, "section": None}
 
 
 def _split() -> dict[str, float]:
@@ -45,7 +54,7 @@ def _memscore() -> dict[str, float]:
 
 @dataclass
 class Config:
-    """One experiment's settings: the artifact's JSON keys, then the optional keys of DESIGN §3."""
+    """One experiment's settings: the artifact's JSON keys, then the optional keys (README "Configs")."""
 
     dataset_name: str = key(help="dataset registry name (datasets.py)", kind=str, flag=False)
     model_name: str = key(help="victim architecture (models.py)", kind=str, flag=False)
@@ -118,11 +127,19 @@ def _is_num(v: Any) -> bool:
 
 def allowed(name: str) -> str:
     """What a key accepts, in words (error hints and --help)."""
-    m = FIELDS[name].metadata
+    return describe(FIELDS[name].metadata)
+
+
+def describe(m: dict[str, Any]) -> str:
+    """What a field with metadata `m` accepts, in words."""
+    if m["kind"] is list:
+        return "a non-empty list of " + describe(m["item"]).replace("a ", "", 1).replace("an ", "", 1) + " values"
     if m["choices"]:
         return " or ".join(m["choices"])
     if m["kind"] is str:
         return "a non-empty string"
+    if m["kind"] is bool:
+        return "true or false"
     lo = "" if m["minimum"] is None else f"{'>' if m['strict'] else '>='} {_shown(m['minimum'])}"
     hi = "" if m["maximum"] is None else f"<= {_shown(m['maximum'])}"
     what = "an integer" if m["kind"] is int else "a finite number"
@@ -131,17 +148,25 @@ def allowed(name: str) -> str:
 
 def _shown(v: float) -> str:
     """Bounds as a reader writes them: 100000, not 1e+05; 0.001 stays 0.001."""
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
-def _fits(name: str, v: Any) -> bool:
-    m = FIELDS[name].metadata
+def fits(m: dict[str, Any], v: Any) -> bool:
+    """Whether `v` is of the field's kind (bool is no number, NaN and infinity are none) and in its bounds."""
+    if m["kind"] is list:
+        return isinstance(v, list) and len(v) > 0 and all(fits(m["item"], x) for x in v)
+    if m["kind"] is bool:
+        return isinstance(v, bool)
     if m["kind"] is str:
         return isinstance(v, str) and v != "" and (not m["choices"] or v in m["choices"])
     if not (_is_int(v) if m["kind"] is int else _is_num(v)):
         return False
     lo, hi = m["minimum"], m["maximum"]
     return (lo is None or (v > lo if m["strict"] else v >= lo)) and (hi is None or v <= hi)
+
+
+def _fits(name: str, v: Any) -> bool:
+    return fits(FIELDS[name].metadata, v)
 
 
 def _check(cond: bool, path: Path, key_name: str, what: str) -> None:
@@ -160,12 +185,14 @@ def validate(raw: dict[str, Any], path: Path) -> None:
                             "every config needs " + ", ".join(REQUIRED))
     for name, value in raw.items():
         if name in SUBKEYS:
-            _validate_sub(value, path, name)
+            validate_sub(value, path, name)
         elif not (value is None and default_of(name) is None):
             _check(_fits(name, value), path, name, allowed(name))
 
 
-def _validate_sub(value: Any, path: Path, name: str) -> None:
+def validate_sub(value: Any, path: Path, name: str) -> None:
+    """One nested key (`split`, `sensitivity`, `memscore`) against SUBKEYS: a step whose own flags override
+    its parts (memscore.py's --models) checks the merged object with this, before any work."""
     subkeys = SUBKEYS[name]
     _check(isinstance(value, dict), path, name, "an object with keys " + ", ".join(subkeys))
     for sub, v in value.items():
@@ -207,6 +234,35 @@ def read_json_object(path: Path) -> Any:
         raise UserError(f"{path}: {e}", "keep one of them") from None
     except RecursionError:
         raise UserError(f"{path} is nested too deeply to be a config") from None
+
+
+def parse_section(cls: type, raw: Any, path: Path, where: str = "") -> Any:
+    """An instance of the dataclass `cls` from the JSON object `raw`: every field made with `key` is a key
+    (type, bounds, choices, list items; a `section` field is parsed the same way, recursively), a key left
+    out keeps the field's default, unknown keys and missing required ones are refused. One UserError line
+    names the file and the dotted key (`search.lr`) and says what is allowed."""
+    keys = {f.name: f for f in dataclasses.fields(cls) if f.metadata}
+    name = where or "the config"
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: '{where}' must be an object" if where else f"{path} must hold a JSON object",
+                        "keys: " + ", ".join(keys))
+    for k in raw:
+        if k not in keys:
+            raise UserError(f"{path}: unknown key '{where + '.' if where else ''}{k}'", "valid: " + ", ".join(keys))
+    values: dict[str, Any] = {}
+    for k, f in keys.items():
+        dotted = f"{where}.{k}" if where else k
+        if k not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{path}: {name} needs the key '{dotted}'", "keys: " + ", ".join(keys))
+            continue
+        m, v = f.metadata, raw[k]
+        if m["section"] is not None:
+            values[k] = parse_section(m["section"], v, path, dotted)
+            continue
+        _check(fits(m, v), path, dotted, describe(m))
+        values[k] = tuple(v) if m["kind"] is list else float(v) if m["kind"] is float else v
+    return cls(**values)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:

@@ -1,5 +1,5 @@
 """The results schema: one `AttackRecord` per (setting, attack), the contract between mia.py, which appends
-them to log/<config>/results.jsonl, and report.py, which reads them back (DESIGN §9).
+them to log/<config>/results.jsonl, and report.py, which reads them back (docs/design.md §8).
 
 The JSON layout is flat, one object per line, keys as the field names below (some metric names keep their
 dotted spelling, e.g. `tpr_at_0.1pct_fpr`). Version 1 records (before the `version` key existed) have the
@@ -14,13 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import provenance
 from core.errors import UserError
-from core.storage import append_jsonl
+from core.storage import append_jsonl, log, npz_record
 
-SCHEMA_VERSION = 4  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings;
+SCHEMA_VERSION = 5  # 2: the version key; 3: TPR at 0.01 %, bootstrap CIs, references; WeMem's settings;
 # 4: provenance (the output id, settings fingerprint and parents); epsilon over every DP-SGD step run
 # (version 3's was the best epoch's) with its accountant, the private fine-tuning's steps and privacy
-# note, the defense mode, and the test accuracy before / right after pruning
+# note, the defense mode, and the test accuracy before / right after pruning;
+# 5: what bounds an architecture-level attack: ADRA's update rank and unknowns, AMIA's accuracy cap and the
+# bits it comes from (nas_privacy.py's records; None elsewhere); the WeMem victim's mem-score ties and rows
+# without an estimate
 # field name -> JSON key, where the JSON key is not a Python identifier
 JSON_NAMES = {"tpr_at_0_1pct_fpr": "tpr_at_0.1pct_fpr", "tpr_at_0_01pct_fpr": "tpr_at_0.01pct_fpr",
               "tpr_at_0_1pct_fpr_ci_low": "tpr_at_0.1pct_fpr_ci_low",
@@ -109,6 +113,20 @@ class AttackRecord:
     # version 4: what produced the record (provenance.py): the output id its scores file carries (the record
     # commits it), the fingerprint of the attack's effective settings, the model_ids of the models it used
     provenance: dict[str, Any] | None = None
+    # version 5: ADRA (setting nas_adra): the rank of d Delta alpha / d pixels at the attacked batches (the
+    # smallest over the trials) and the number of pixels to recover (B x C x H x W); rank < unknowns means no
+    # reconstruction can be identified. AMIA on D^alpha: the largest average accuracy (%, as `acc`) any attack
+    # can reach when the target depends on D^alpha only through its genotype, and the genotype's bits it is
+    # computed from (nas.amia.accuracy_cap); None for D^theta membership, which the weights carry
+    arch_grad_rank: int | None = None
+    unknowns: int | None = None
+    accuracy_cap: float | None = None
+    channel_bits: float | None = None
+    # version 5, WeMem's window defenses (slide, slide_re and their ml2 forms): the share of the victim's
+    # training rows at its most common mem-score, over which the window follows the split's own order (the
+    # `random` ablation), and the rows without an estimate (mem-score models always or never trained on them)
+    mem_score_tie_share: float | None = None
+    mem_score_unknown: int | None = None
     version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -174,9 +192,30 @@ def read_records(path: Path) -> tuple[list[AttackRecord], list[str]]:
     return records, notes
 
 
+def output_done(path: Path, expected: provenance.Expected, committed: set[str]) -> bool:
+    """Whether one per-sample output file (an attack's scores, with their provenance record) may be reused:
+    it exists with a results.jsonl record naming it (else a run stopped between the two: not done) and was
+    computed as `expected` asks (a parent remade since: not done, logged; a setting or the split differs:
+    UserError naming it)."""
+    if not path.is_file():
+        return False
+    record = npz_record(path)
+    if record is None:
+        return False
+    if record and record.get("model_id") not in committed:
+        log.info(f"{path}: no results.jsonl record names these scores (a run stopped between the two), so they "
+                 "are computed again")
+        return False
+    reason = provenance.verify(str(path), record, expected, "rerun with --overwrite to replace it", made="computed")
+    if reason is not None:
+        log.info(f"{path}: {reason}, so it is computed again (its old record stays in results.jsonl)")
+        return False
+    return True
+
+
 def committed_outputs(path: Path) -> set[str]:
     """The output ids (provenance.model_id) that the records of one results.jsonl commit: an attack's scores
-    count as done only when a record names them (mia.result_done). Unreadable lines commit nothing."""
+    count as done only when a record names them (output_done). Unreadable lines commit nothing."""
     ids: set[str] = set()
     try:
         lines = path.read_bytes().splitlines()

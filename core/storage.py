@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import glob
+import io
 import json
 import logging
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -159,6 +161,42 @@ def load_npz(path: Path, keys: Iterable[str], make_hint: str) -> dict[str, np.nd
                         f"delete it and rerun: {make_hint}") from None
 
 
+# The opcodes a pickle of plain lists / tuples of integers is made of (any protocol): structure, memo and
+# integers. Everything that names or calls an object (GLOBAL, STACK_GLOBAL, REDUCE, BUILD, INST, OBJ, NEWOBJ,
+# EXT*, PERSID) and every other type (strings, floats, dicts, bytes) is outside it.
+PLAIN_PICKLE_OPS = frozenset({
+    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP", "EMPTY_LIST", "APPEND", "APPENDS", "LIST",
+    "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET",
+    "LONG_BINGET", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1"})
+
+
+class _NoObjects(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name}: only lists of integers are read")
+
+
+def read_int_lists_pickle(path: Path, max_bytes: int = 64 << 20) -> Any:
+    """The content of a pickle that holds only (nested) lists / tuples of integers, e.g. WeMem's CINIC-10
+    train_test_idx.pkl ([trainidx, testidx], protocol 3). Its opcodes are walked first (pickletools, which
+    reads and never executes) and any outside PLAIN_PICKLE_OPS refuses the file, so nothing in it can name,
+    build or call an object; only then is it loaded, by an unpickler whose find_class refuses everything.
+    ValueError saying why, for a file that is not such a pickle (or larger than `max_bytes`)."""
+    import pickletools
+
+    data = Path(path).read_bytes()
+    if len(data) > max_bytes:
+        raise ValueError(f"{len(data)} bytes, more than an index file holds")
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name not in PLAIN_PICKLE_OPS:
+                raise ValueError(f"opcode {op.name} (only lists of integers are read)")
+            if op.name in ("LONG", "LONG1") and abs(int(arg)) > 2 ** 63:
+                raise ValueError("an integer too large for an index")
+        return _NoObjects(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, IndexError) as e:
+        raise ValueError(f"not a pickle of integer lists ({type(e).__name__}: {e})") from None
+
+
 RECORD_KEY = "provenance"  # where a checkpoint or an npz keeps its provenance record (provenance.py)
 
 
@@ -189,7 +227,7 @@ def npz_record(path: Path) -> dict[str, Any] | None:
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """One record per line, appended under an exclusive lock (fcntl.flock) with the whole line in one write:
-    two runs appending at once (issue 17: two launchers on one grid, possibly on a shared filesystem where
+    two runs appending at once (two launchers on one grid, possibly on a shared filesystem where
     O_APPEND alone does not keep writes apart) never interleave. A file whose last line was cut short (a
     killed run) gets its newline first, so the cut line stays one bad line that readers skip instead of
     swallowing this record too; the check and the write happen under the same lock."""

@@ -1,4 +1,4 @@
-"""The one train / evaluate / early-stop loop (DESIGN §1). Pretraining, fine-tuning and every defense use it.
+"""The one train / evaluate / early-stop loop (docs/design.md §6). Pretraining, fine-tuning and every defense use it.
 
 Data arrive as tensors already normalised (and already on the device); a batch is an index slice, so the
 loop does no per-sample Python work. Defenses plug in through `TrainHooks` (loss, optimiser step, batch
@@ -89,7 +89,9 @@ class TrainHooks:
     - `batches` yields index tensors for one epoch (DP-SGD replaces it with Poisson sampling);
     - `loss` maps a batch to (mean loss, logits, extra scalars to log) (PPB, RelaxLoss override it);
     - `train_step` does one optimiser step (ADV and DP override it);
-    - `end_epoch` returns extra numbers for the log and the checkpoint (DP-SGD's epsilon).
+    - `end_epoch` returns extra numbers for the log and the checkpoint (DP-SGD's epsilon);
+    - `exhausted` says why an epoch and every later one would train no row (WeMem's window past every class):
+      fit stops there with that line instead of running (and logging a NaN loss for) empty epochs.
     """
 
     name = "basic"
@@ -122,6 +124,9 @@ class TrainHooks:
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         return {}
+
+    def exhausted(self, epoch: int) -> str | None:
+        return None
 
 
 def split_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -251,6 +256,10 @@ def fit(model: nn.Module, data: SplitTensors, cfg: TrainConfig, *, hooks: TrainH
     stale, epochs_run = 0, 0
     bar = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not cfg.progress, unit="epoch")
     for epoch in bar:
+        reason = hooks.exhausted(epoch)
+        if reason is not None:
+            log.info(f"Epoch {epoch} {label}Train{hooks.log_suffix}: {reason}; the fine-tuning stops here")
+            break
         with clock("train"):
             train = train_one_epoch(model, optimizer, data.train_x, data.train_y, hooks=hooks, cfg=cfg,
                                     generator=generator, epoch=epoch)

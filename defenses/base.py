@@ -93,7 +93,18 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "adv_steps": (lambda v: 1 <= v <= 1000, "adversary steps per batch", "an integer between 1 and 1000"),
     "defense_mode": (lambda v: v in MODES, "--defense_mode", " or ".join(MODES)),
     "config_epochs": (lambda v: 0 <= v <= 100_000, "the config's epochs", "core/config_schema.py's epochs bounds"),
+    # WeMem's: no published run goes past width 500 or stride 100; a million ranks is past any class here
+    "stride": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "--stride", "an integer between 1 and 1000000"),
+    "width": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "--width", "an integer between 1 and 1000000"),
+    "mem_thre": (lambda v: math.isfinite(v) and 0 <= v <= 1, "--mem_thre",
+                 "a number in [0, 1], the range of the min-max normalised mem-scores"),
+    "weight_decay_mem": (lambda v: math.isfinite(v) and 0 <= v <= 1, "--weight_decay_mem",
+                         "a finite number between 0 and 1 (the config's weight_decay bounds)"),
 }
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def require(ok: bool, what: str, allowed: str) -> None:

@@ -36,7 +36,8 @@ EVAL_ROWS = 256  # held-out rows fit evaluates each epoch (log only: no early st
 def memscore_estimate(in_mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
     """Raw mem(i) from (K, n) bool tables: mean correct over models with i in S minus over models without.
 
-    A row never in (or never out of) any subset has no estimate: 0.0, see the module docstring.
+    A row never in (or never out of) any subset has no estimate: NaN, carried as "no estimate" through the
+    score table and WeMem's CSV (an empty field); 0 would rank it as unmemorised, which nothing measured.
     """
     in_mask, correct = np.asarray(in_mask, dtype=bool), np.asarray(correct, dtype=bool)
     if in_mask.shape != correct.shape or in_mask.ndim != 2:
@@ -44,17 +45,29 @@ def memscore_estimate(in_mask: np.ndarray, correct: np.ndarray) -> np.ndarray:
     n_in, n_out = in_mask.sum(0), (~in_mask).sum(0)
     hit_in, hit_out = (correct & in_mask).sum(0), (correct & ~in_mask).sum(0)
     defined = (n_in > 0) & (n_out > 0)
-    out = np.zeros(in_mask.shape[1])
+    out = np.full(in_mask.shape[1], np.nan)
     out[defined] = hit_in[defined] / n_in[defined] - hit_out[defined] / n_out[defined]
     return out
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
-    """(s - min) / (max - min), WeMem's normalisation (inferred from its files: one 0 and one 1 each);
-    all equal -> all 0."""
+    """(s - min) / (max - min) over the rows with an estimate, WeMem's normalisation (inferred from its files:
+    one 0 and one 1 each); all equal -> all 0; rows without an estimate (NaN) stay NaN."""
     scores = np.asarray(scores, dtype=np.float64)
-    span = scores.max() - scores.min()
-    return np.zeros_like(scores) if span == 0 else (scores - scores.min()) / span
+    known = np.isfinite(scores)
+    if not known.any():
+        return np.full_like(scores, np.nan)
+    low, span = scores[known].min(), scores[known].max() - scores[known].min()
+    return np.where(known, 0.0 if span == 0 else (scores - low) / (span or 1.0), np.nan)
+
+
+def largest_tie(scores: np.ndarray) -> float:
+    """The share of the estimated rows that hold the most common score: windows ranked by mem-score are in
+    effect the split's own (random) order over a tie, so a large one makes slide / slide_re the `random`
+    ablation there (K = 8 models on synthetic Purchase: 68 % of the rows tie at raw score 0)."""
+    known = np.asarray(scores, dtype=np.float64)
+    known = known[np.isfinite(known)]
+    return float(np.unique(known, return_counts=True)[1].max() / len(known)) if len(known) else 1.0
 
 
 def subset_masks(n: int, models: int, fraction: float, seed: int) -> np.ndarray:
@@ -69,26 +82,32 @@ def subset_masks(n: int, models: int, fraction: float, seed: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ WeMem's CSV
 def write_wemem_csv(path: Path, scores: np.ndarray) -> None:
-    """WeMem's pandas dump: header `,0`, then `row,score` per line."""
+    """WeMem's pandas dump: header `,0`, then `row,score` per line (an empty score: no estimate)."""
     atomic_write(path, lambda f: pd.DataFrame(np.asarray(scores, dtype=np.float64)).to_csv(f), mode="w")
 
 
 def read_wemem_csv(path: Path, rows: int) -> np.ndarray:
-    """Scores from WeMem's CSV (row i = candidate i); a missing, malformed or wrong-length file is a UserError."""
+    """Scores from WeMem's CSV (row i = candidate i): two columns, rows 0..rows-1 in order, each score in
+    [0, 1] (WeMem's files are min-max normalised) or empty (no estimate, NaN); anything else is a UserError."""
     path = Path(path)
-    hint = f"expected WeMem's format: a header line ',0' then {rows} lines 'index,score'"
+    hint = f"expected WeMem's format: a header line ',0' then {rows} lines 'index,score' with scores in [0, 1]"
     if not path.is_file():
         raise UserError(f"mem-score CSV {path} not found", hint)
     try:
         table = pd.read_csv(path)
+        if table.shape[1] != 2:
+            raise ValueError(f"{table.shape[1]} columns")
         values = np.asarray(table.iloc[:, 1], dtype=np.float64)
         index = np.asarray(table.iloc[:, 0])
     except (ValueError, IndexError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise UserError(f"mem-score CSV {path} is malformed ({type(e).__name__}: {e})", hint) from None
     if len(values) != rows:
         raise UserError(f"mem-score CSV {path} has {len(values)} rows but the pool has {rows} candidates", hint)
-    if not np.array_equal(index, np.arange(rows)) or not np.all(np.isfinite(values)):
-        raise UserError(f"mem-score CSV {path} is malformed (rows must be 0..{rows - 1} with finite scores)", hint)
+    if not (np.issubdtype(index.dtype, np.integer) and np.array_equal(index, np.arange(rows))):
+        raise UserError(f"mem-score CSV {path} is malformed (its rows must be numbered 0..{rows - 1} in order)", hint)
+    known = ~np.isnan(values)
+    if not np.all((values[known] >= 0) & (values[known] <= 1)):
+        raise UserError(f"mem-score CSV {path} has scores outside [0, 1] (or infinite)", hint)
     return values
 
 
@@ -142,32 +161,59 @@ def candidate_rows(pool: datasets.Pool, split_scheme: str, seed: int) -> np.ndar
 
 
 def save_scores(folder: Path, rows: np.ndarray, raw: np.ndarray, n_pool: int, record: dict[str, Any]) -> np.ndarray:
-    """scores.npz (score per pool row, NaN for non-candidates; with its provenance `record`) and WeMem's CSV;
+    """scores.npz (the candidate rows `index` with their normalised `score`, NaN where no estimate; `per_pool`,
+    NaN for non-candidates too; `tie_share` (largest_tie); with its provenance `record`) and WeMem's CSV;
     returns the normalised scores. The CSV goes first: scores.npz is what says the scores are finished."""
     score = minmax(raw)
     per_pool = np.full(n_pool, np.nan)
     per_pool[rows] = score
     write_wemem_csv(folder / "memscore.csv", score)
-    save_npz_with_record(folder / "scores.npz", record, index=rows, score=score, raw=raw, per_pool=per_pool)
+    save_npz_with_record(folder / "scores.npz", record, index=rows, score=score, raw=raw, per_pool=per_pool,
+                         tie_share=np.float64(largest_tie(score)))
     return score
 
 
+def _checked_table(path: Path, table: dict[str, np.ndarray], n_pool: int | None, remedy: str) -> dict[int, float]:
+    """{pool row: score} of a score table, after checking it is one: `index` distinct integer pool rows, `score`
+    as long, floats in [0, 1] or NaN (no estimate), and as many pool rows as this run's pool."""
+    index, score, per_pool = table["index"], table["score"], table["per_pool"]
+    pool = len(per_pool) if per_pool.ndim == 1 else -1
+    problems = [
+        (index.ndim == 1 and np.issubdtype(index.dtype, np.integer), "its index is no list of integer rows"),
+        (score.ndim == 1 and len(score) == len(index) and np.issubdtype(score.dtype, np.floating),
+         "its scores are not one float per indexed row"),
+        (n_pool is None or pool == n_pool, f"it was made for a pool of {pool} rows, this one has {n_pool}"),
+        (len(np.unique(index)) == len(index) and (len(index) == 0 or 0 <= index.min() <= index.max() < pool),
+         "its index repeats rows or names rows outside the pool"),
+    ]
+    for ok, what in problems:
+        if not ok:
+            raise UserError(f"mem-scores {path} are malformed ({what})", remedy)
+    known = ~np.isnan(score)
+    if not np.all((score[known] >= 0) & (score[known] <= 1)):
+        raise UserError(f"mem-scores {path} are malformed (scores outside [0, 1])", remedy)
+    return dict(zip(index.tolist(), score.tolist()))
+
+
 def load_scores(folder: Path, split_rows: np.ndarray, command: str = "python memscore.py CONFIG",
-                expected: dict[str, Any] | None = None) -> np.ndarray:
-    """The mem-scores of one model's own training rows (pool indices, in split order): victim and shadows alike.
+                expected: dict[str, Any] | None = None, n_pool: int | None = None) -> np.ndarray:
+    """The mem-scores of one model's own training rows (pool indices, in split order): victim and shadows
+    alike; NaN for a row without an estimate (the defenses treat those explicitly, defenses/wemem.py).
     `command`: the memscore.py command the error hint names; `expected`: settings the scores must have been
-    made with (the run's config; memscore.py's own flags may differ), refused naming the first that differs."""
+    made with (the run's config; memscore.py's own flags may differ), refused naming the first that differs;
+    `n_pool`: the pool's size, which a table made for another pool does not have."""
     path = Path(folder) / "scores.npz"
+    remedy = f"make them again: {command} --overwrite"
     if not path.is_file():
         raise UserError(f"mem-scores {path} not found", f"run: {command} (or with --memscore_csv FILE)")
     if expected is not None:
         record = npz_record(path)
         if record is None:
-            raise UserError(f"mem-scores {path} are unreadable", f"make them again: {command} --overwrite")
-        provenance.verify(str(path), record, provenance.Expected(expected, None),
-                          f"make them again: {command} --overwrite", made="computed")
-    per_pool = load_npz(path, ("per_pool",), f"{command} --overwrite")["per_pool"]
-    scores = per_pool[np.asarray(split_rows)]
-    if np.isnan(scores).any():
-        raise UserError(f"{path} has no score for some training rows", "rerun memscore.py with the same split_scheme")
-    return scores
+            raise UserError(f"mem-scores {path} are unreadable", remedy)
+        provenance.verify(str(path), record, provenance.Expected(expected, None), remedy, made="computed")
+    by_row = _checked_table(path, load_npz(path, ("index", "score", "per_pool"), f"{command} --overwrite"), n_pool,
+                            remedy)
+    missing = [r for r in np.asarray(split_rows).tolist() if r not in by_row]
+    if missing:
+        raise UserError(f"{path} has no score for {len(missing)} training rows (e.g. pool row {missing[0]})", remedy)
+    return np.array([by_row[r] for r in np.asarray(split_rows).tolist()], dtype=np.float64)

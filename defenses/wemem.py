@@ -1,4 +1,4 @@
-"""WeMem's defenses (NDSS '25; wemem facts §3) as hooks of the one training loop: they choose each epoch's
+"""WeMem's defenses (NDSS '25; docs/wemem.md) as hooks of the one training loop: they choose each epoch's
 training indices and, for RMR, which of two optimizers steps a batch. They work in every iterative round
 and with one-shot pruning alike.
 
@@ -11,8 +11,16 @@ and with one-shot pruning alike.
   the same epoch; here each class is clipped on its own. `window_indices(..., carry_clipped_end=True)`
   reproduces the bug for comparison.
 - RMR (`ml2`): samples with mem-score >= mem_thre are risky. Each epoch is one shuffled pass over the risky
-  batches, stepped by a second Adam (same lr, weight_decay = weight_decay_mem), then one over the general
-  batches with the run's optimizer. Two Adams, two moment states; the loss is plain CE in both.
+  batches, stepped by a second optimizer of the run's kind (WeMem's get_optimizer(args.optimizer, ...): same
+  lr, weight_decay = weight_decay_mem), then one over the general batches with the run's optimizer. Two
+  optimizers, two moment states; the loss is plain CE in both.
+- Rows without a mem-score estimate (NaN: in every mem-score subset or in none) rank after every estimated
+  row of their class in both window orders (in split order among themselves), so neither RSW direction
+  takes them for the least or the most memorised, and RMR counts them as general (nothing says they are at
+  risk); setup logs how many there are.
+- An epoch whose window is past every class (epoch * stride >= the largest class) trains no row; so would
+  every later one. The fine-tuning stops there with one log line (WeMem's DataLoader failed on the empty
+  window; before, this tool logged a NaN loss per empty epoch).
 - SWMR (`slide_ml2`, `slide_re_ml2`): the epoch's window split into its risky and general parts, trained
   as RMR (a part that is empty is skipped).
 
@@ -26,8 +34,9 @@ make_wemem_defense.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +44,10 @@ from torch import nn
 
 from core.errors import UserError
 from core.setting import options_suffix
-from core.training import SplitTensors, StepStats, TrainConfig, split_batches
+from core.storage import log
+from core.training import SplitTensors, StepStats, TrainConfig, make_optimizer, split_batches
 from defenses.base import Defense, DefenseOptions, require
+from defenses.memscores import largest_tie
 
 DEFAULT_STRIDE, DEFAULT_WIDTH = 50, 500  # WeMem's run_shell.sh for CIFAR-10 slide_re (location: 1, 15)
 DEFAULT_MEM_THRE = 0.6
@@ -51,6 +62,7 @@ def sort_by_class(labels: np.ndarray, scores: np.ndarray | None, order: str) -> 
 
     order "desc" (H->L) / "asc" (L->H): by mem-score, ties kept in position order (stable sort);
     "split": the positions in the split's own order (the `random` ablation: the split is already shuffled).
+    Rows without an estimate (NaN) follow every estimated row of their class, in position order, either way.
     """
     labels = np.asarray(labels)
     out = []
@@ -58,8 +70,9 @@ def sort_by_class(labels: np.ndarray, scores: np.ndarray | None, order: str) -> 
         pos = np.flatnonzero(labels == c)
         if order != "split":
             assert scores is not None
-            key = -scores[pos] if order == "desc" else scores[pos]
-            pos = pos[np.argsort(key, kind="stable")]
+            known = pos[np.isfinite(scores[pos])]
+            key = -scores[known] if order == "desc" else scores[known]
+            pos = np.concatenate([known[np.argsort(key, kind="stable")], pos[~np.isfinite(scores[pos])]])
         out.append(pos)
     return out
 
@@ -68,8 +81,8 @@ def window_indices(per_class: list[np.ndarray], epoch: int, stride: int, width: 
                    carry_clipped_end: bool = False) -> np.ndarray:
     """The epoch's window: ranks [epoch*stride, epoch*stride + width) of every class, concatenated in class order.
 
-    carry_clipped_end=True is WeMem's bug (facts §3): `end` is clipped in place, so after a class smaller than
-    the window end, every later class is cut at that smaller end too.
+    carry_clipped_end=True is WeMem's bug (README difference 20): `end` is clipped in place, so after a class
+    smaller than the window end, every later class is cut at that smaller end too.
     """
     start = epoch * stride
     end = start + width
@@ -85,8 +98,9 @@ def window_indices(per_class: list[np.ndarray], epoch: int, stride: int, width: 
 
 
 def risky_split(scores: np.ndarray, mem_thre: float) -> np.ndarray:
-    """Bool per position: risky = mem-score >= mem_thre (WeMem's ml2_process)."""
-    return np.asarray(scores) >= mem_thre
+    """Bool per position: risky = mem-score >= mem_thre (WeMem's ml2_process); no estimate (NaN): not risky."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.isfinite(scores) & (scores >= mem_thre)
 
 
 def epoch_groups(positions: np.ndarray | None, risky: np.ndarray | None, n: int) -> Groups:
@@ -117,8 +131,7 @@ class WeMemHooks(Defense):
         which setup refuses, so a model is never trained without its own scores."""
         require(arg is None, f"{cls.name} takes no --defend_arg",
                 "set --stride, --width, --mem_thre, --weight_decay_mem")
-        require(math.isfinite(options.mem_thre), f"--mem_thre must be finite, got {options.mem_thre}",
-                "a number; WeMem's scores lie in [0, 1]")
+        options.checked(*(name for name, _ in cls.folder_options(options)))
         scores = options.mem_scores if options.mem_scores is not None else np.zeros(0)
         return cls(scores, stride=options.stride, width=options.width, mem_thre=options.mem_thre,
                    weight_decay_mem=options.weight_decay_mem)
@@ -146,6 +159,7 @@ class WeMemHooks(Defense):
         self.risk_optimizer: torch.optim.Optimizer | None = None
         self.epoch = 0
         self.group = "all"
+        self.n = -1
 
     def settings(self) -> dict[str, float]:
         """The hyper-parameters this defense uses (for folder names and results records)."""
@@ -171,18 +185,44 @@ class WeMemHooks(Defense):
             self.per_class = sort_by_class(data.train_y.cpu().numpy(), self.scores, self.window)
         if self.risky is None and self.rmr:
             self.risky = risky_split(self.scores, self.mem_thre)
+            risky = int(self.risky.sum())
+            if risky in (0, n):
+                log.info(f"{self.name}: {'no' if risky == 0 else 'every'} training row has a mem-score >= mem_thre "
+                         f"{self.mem_thre:g}, so RMR steps {'only the run' if risky == 0 else 'only the risk'}'s "
+                         "optimizer")
+        unknown = int(np.isnan(self.scores).sum())
+        if unknown and self.n != n:
+            log.info(f"{self.name}: {unknown} of {n} training rows have no mem-score estimate; they rank after the "
+                     "estimated rows of their class in either window order and are never risky")
         self.n = n
 
     def make_optimizer(self, model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-        """The run's optimizer; RMR also builds `optimizer_risk` (Adam, same lr, wd = weight_decay_mem)."""
+        """The run's optimizer; RMR also builds `optimizer_risk`: the same kind (adam, or sgd with momentum
+        0.9, as WeMem's get_optimizer), the same lr, weight decay = weight_decay_mem."""
         optimizer = super().make_optimizer(model, cfg)
         if self.rmr:
-            params = [p for p in model.parameters() if p.requires_grad]
-            self.risk_optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=self.weight_decay_mem)
+            self.risk_optimizer = make_optimizer(model, replace(cfg, weight_decay=self.weight_decay_mem))
         return optimizer
+
+    def exhausted(self, epoch: int) -> str | None:
+        """Why this epoch and every later one train no row: the window has moved past every class."""
+        if self.per_class is None or len(window_indices(self.per_class, epoch, self.stride, self.width)):
+            return None
+        largest = max((len(c) for c in self.per_class), default=0)
+        return (f"{self.name}'s window starts at rank {epoch * self.stride}, past every class (the largest has "
+                f"{largest} training rows), so this epoch and every later one would train nothing")
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def summary(self) -> dict[str, Any]:
+        """What the run's scores allowed: the rows without an estimate and, for a window defense, the share of
+        the training rows at the most common score (over which the window follows the split's own order, so a
+        large share makes slide / slide_re the `random` ablation there); the results record carries it."""
+        out = super().summary() | {"mem_score_unknown": int(np.isnan(self.scores).sum())}
+        if self.window in ("asc", "desc"):
+            out["mem_score_tie_share"] = largest_tie(self.scores)
+        return out
 
     def groups(self, epoch: int) -> Groups:
         """This epoch's training groups, in order (what `batches` shuffles and slices)."""

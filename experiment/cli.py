@@ -5,6 +5,7 @@ one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own error
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,10 +13,12 @@ from typing import Any, NoReturn
 
 import defenses
 import pruner
-from core import config_schema
+from core import config_schema, provenance
 from core.config_schema import Config, load_config
 from core.errors import UserError
 from core.setting import ModelSetting
+from core.storage import log
+from core.version import add_version_flag
 from defenses import DefenseOptions
 from defenses.base import ACCOUNTANTS, MODES
 from experiment import RunOptions
@@ -34,6 +37,30 @@ def _number(kind: type) -> Callable[[str], Any]:
         return kind(text)
     convert.__name__ = kind.__name__
     return convert
+
+
+MAX_THREADS = 4096  # configure_backends' bound, checked again there for callers that skip the parser
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An int / float flag type accepting only finite values in [low, high]; argparse reports a refusal as
+    `argument --flag: ...`, one error line, before any work."""
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'} between "
+                                             f"{low:g} and {high:g}, got {text}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=bounded(int, 1, MAX_THREADS), default=None,
+                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
 
 
 def base_parser(description: str) -> Parser:
@@ -57,9 +84,22 @@ def base_parser(description: str) -> Parser:
     p.add_argument("--fast", action="store_true",
                    help="cudnn.benchmark and TF32 on: faster on GPUs, not bit-reproducible")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
+    add_threads_flag(p)
+    add_code_flags(p)
     return p
+
+
+def add_code_flags(p: argparse.ArgumentParser) -> None:
+    """--version, and --strict_version for the steps that reuse finished outputs (docs/design.md §9.4)."""
+    add_version_flag(p)
+    p.add_argument("--strict_version", action="store_true",
+                   help="refuse to reuse an output made by another version or commit of this code (default: "
+                        "reuse it, with one note line naming the versions)")
+
+
+def start_code_check(ns: argparse.Namespace) -> None:
+    """After parsing: this run's reuse of outputs made by other code starts from nothing (see run_main)."""
+    provenance.REUSE.start(strict=getattr(ns, "strict_version", False))
 
 
 def add_workers_flag(p: argparse.ArgumentParser) -> None:
@@ -108,6 +148,16 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
                         f"(default {wemem.weight_decay_mem:g}; WeMem's scripts use 0.1)")
 
 
+SETTING_FLAGS = ("pruner_name", "prune_sparsity", "defend", "defend_arg", "dp_clip", "dp_delta", "dp_lr",
+                 "dp_momentum", "dp_steps_per_epoch", "dp_accountant", "defense_mode", "stride", "width", "mem_thre",
+                 "weight_decay_mem")  # add_setting_flags' flags
+
+
+def given_setting_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> list[str]:
+    """The setting flags (add_setting_flags) this command line sets to something other than their defaults."""
+    return [f"--{name}" for name in SETTING_FLAGS if getattr(ns, name) != parser.get_default(name)]
+
+
 def setting_of(ns: argparse.Namespace) -> ModelSetting:
     """The model named by the flags; a defense without --defend_arg gets that defense's default, and the
     options it reads beyond --defend_arg (WeMem's --stride ...) join its folder name."""
@@ -135,6 +185,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
           ) -> tuple[argparse.Namespace, RunOptions, Config]:
     """Parse the artifact's `[DEVICE] CONFIG` positionals and the flags, then load the config."""
     ns = parser.parse_args(argv)
+    start_code_check(ns)
     pos = ns.positional
     if len(pos) > 2:
         raise UserError(f"too many positional arguments: {' '.join(pos)}", "usage: [DEVICE] CONFIG [--flags]")
@@ -153,9 +204,14 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
+    """Entry point wrapper: a UserError is one line on stderr and exit 2 (UserError.line collapses any line
+    break its text quotes); Ctrl-C exits 130 quietly. A step that reused outputs made by other code ends
+    with one note saying so (core/provenance.py's REUSE)."""
     try:
         main()
+        note = provenance.REUSE.note()
+        if note is not None:
+            log.info(note)
     except UserError as e:
         print(e.line(), file=sys.stderr)
         sys.exit(2)

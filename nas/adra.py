@@ -13,6 +13,7 @@ PSNR >= psnr_threshold dB AND a classifier trained on real data (columnfc on D^t
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,25 @@ def reconstruct(net: SuperNet, delta: torch.Tensor, eta: float, shape: tuple[int
     g = arch_gradient(net, xd.detach(), F.softmax(yd.detach(), 1), soft=True)  # autograd.grad needs grad mode
     final = float(((g - target) ** 2).sum() / scale)
     return xd.detach(), F.softmax(yd.detach(), 1), final
+
+
+def update_rank(net: SuperNet, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Rank of the Jacobian of the architecture gradient with respect to the batch's pixels, at the batch the
+    victim stepped on, in float64 (float32's rounding hides singular values near its epsilon).
+
+    Delta alpha is |alpha| + |beta| numbers, but each softmax row loses one degree of freedom and edges the
+    mask hides none; when this rank is below the pixel count (B x C x H x W), the map from pixels to Delta
+    alpha is not injective even locally: a manifold of other batches gives the same update, so no optimiser
+    can tell the true one from them (P 4 on 8x8 digits: rank 31 for 64 pixels).
+    """
+    net64 = copy.deepcopy(net).double()
+    jac = torch.autograd.functional.jacobian(lambda v: arch_gradient(net64, v, y, create_graph=True), x.double())
+    return int(torch.linalg.matrix_rank(jac.reshape(-1, x.numel())))
+
+
+def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Images average-pooled by `factor` (1: unchanged): fewer pixels for the same architecture update."""
+    return F.avg_pool2d(x, factor) if factor > 1 else x
 
 
 def best_match(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

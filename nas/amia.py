@@ -11,27 +11,38 @@ Member and non-member sets are cut to equal size, so P (the accuracy) has 0.5 as
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import brentq
 from torch import nn
 
 from attackers.base import AttackInput, AttackResult
 from attackers.metrics import attack_metrics, paper_accuracy
 from attackers.threshold import ThresholdAttack
+from core.config_schema import key
 from core.training import FitResult, SplitTensors, TrainConfig, fit
+from models import MODELS
 
 
 @dataclass(frozen=True)
 class AmiaConfig:
-    shadow_model: str = "columnfc"
-    searched_shadow: bool = True
-    attack_epochs: int = 100
-    attack_lr: float = 0.05
-    attack_hidden: int = 64
-    eta: float = 1.0  # Table 5: share of the attacker's data from the target's distribution
+    """The config's `amia` object."""
+
+    shadow_model: str = key("columnfc", help="the fixed shadow's architecture (models.py)", kind=str,
+                            choices=tuple(MODELS))
+    searched_shadow: bool = key(True, help="also attack with a shadow whose architecture the attacker searched "
+                                "(§4.3)", kind=bool)
+    attack_epochs: int = key(100, help="epochs of the FFN attack model", kind=int, minimum=1, maximum=100_000)
+    attack_lr: float = key(0.05, help="SGD learning rate of the FFN attack model", kind=float, minimum=0,
+                           maximum=10, strict=True)
+    attack_hidden: int = key(64, help="hidden units of the FFN attack model", kind=int, minimum=1,
+                             maximum=100_000)
+    eta: float = key(1.0, help="Table 5: share of the attacker's data from the target's distribution", kind=float,
+                     minimum=0, maximum=1, strict=True)
 
 
 def train_on(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
@@ -100,11 +111,33 @@ def paper_metrics(member: np.ndarray, decisions: np.ndarray) -> dict[str, float]
     return {"attack_acc_2p1": 2 * p - 1, "f1": f1}
 
 
-def run_attacks(data: AttackInput, cfg: AmiaConfig, generator: torch.Generator) -> list[dict]:
-    """Every attack on one (shadow, target) pair: one dict per attack with both metric families."""
+def run_attacks(data: AttackInput, cfg: AmiaConfig, generator: torch.Generator) -> list[tuple[AttackResult, dict]]:
+    """Every attack on one (shadow, target) pair: its result (per-sample scores and decisions) and one dict
+    with both metric families."""
     results = [ffn_attack(data, cfg, generator), *ThresholdAttack().run(data)]
-    return [{"attack": r.name, "paper_acc": r.paper_acc, **attack_metrics(data.target_member, r.scores, r.decisions),
-             **paper_metrics(data.target_member, r.decisions)} for r in results]
+    return [(r, {"attack": r.name, "paper_acc": r.paper_acc,
+                 **attack_metrics(data.target_member, r.scores, r.decisions),
+                 **paper_metrics(data.target_member, r.decisions)}) for r in results]
+
+
+def binary_entropy(p: float) -> float:
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def accuracy_cap(bits: float, pairs: int) -> float:
+    """The largest average accuracy (a fraction) any attack can reach in telling `pairs` members from as many
+    non-members when what it observes depends on the members only through `bits` bits, as the retrained
+    target depends on D^alpha only through its genotype (SpaceConfig.genotype_bits).
+
+    Pair each member with a non-member and let a fair coin say which of the two was the member, independently
+    per pair: n = `pairs` independent bits b_i. Each decision about pair i is an estimate of b_i, so by Fano's
+    inequality its accuracy p_i obeys 1 - h(p_i) <= I(b_i; T) (T what the attacker sees, h the binary entropy),
+    and sum_i I(b_i; T) <= I(b; T) <= H(genotype) <= bits. h is concave, so the mean accuracy p obeys
+    1 - h(p) <= bits / n: p is at most the root of h(p) = 1 - bits / n above 1/2 (1 once bits >= n).
+    """
+    if pairs <= 0 or bits >= pairs:
+        return 1.0
+    return float(brentq(lambda p: binary_entropy(p) - (1 - bits / pairs), 0.5, 1.0))
 
 
 def attack_input(shadow: tuple[np.ndarray, np.ndarray, np.ndarray], target: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -1,119 +1,131 @@
-"""The JSON config of nas_privacy.py: defaults, and validation with one `error:` line per bad key or value."""
+"""The JSON config of nas_privacy.py, parsed by the project's one config idiom (core/config_schema.py): every
+key is a typed field with bounds on the dataclass that uses it (`SpaceConfig`, `SearchConfig`, `AmiaConfig`
+from the science modules; the retraining, ADRA grid, split and defense objects below), so a NaN or negative
+learning rate, an empty list, a dict where a list belongs or deep nesting is one `error:` line naming the
+file and the dotted key, before any work. What the field rules cannot say (fractions that overlap, a defense
+argument out of its defense's range, an operation named twice) is checked after parsing, as one line too.
+"""
 from __future__ import annotations
 
-import copy
-import json
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.config_schema import BELOW_ONE, MAX_INT, items, key, parse_section, read_json_object
 from core.errors import UserError
-from nas.defenses import check_defense
-from nas.ops import ACTIVATIONS, OPS, PRIMITIVES
-from nas.splits import check_fractions
-
-DEFAULTS: dict[str, Any] = {
-    "dataset_name": "digits", "num_cls": 10, "input_dim": 1, "data_root": "data/datasets", "seed": 7,
-    "split": {"theta": 0.2, "alpha": 0.2, "shadow_train": 0.15, "shadow_test": 0.15, "unseen": 0.2,
-              "reference": 0.1},
-    "space": {"P": 4, "C": 8, "activation": "elu", "primitives": list(PRIMITIVES), "stem_stride": 1,
-              "batchnorm": True},
-    "search": {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.025, "weight_decay": 3e-4,
-               "arch_lr": 3e-3, "arch_weight_decay": 1e-3, "order": "first"},
-    "retrain": {"epochs": 30, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0},
-    "amia": {"shadow_model": "columnfc", "searched_shadow": True, "attack_epochs": 100, "attack_lr": 0.05,
-             "attack_hidden": 64, "eta": 1.0},
-    "adra": {"P": [6], "C": 4, "activations": ["elu", "relu"], "batch_sizes": [1], "grad_noise": [0.0],
-             "trials": 3, "restarts": 2, "iterations": 60, "arch_lr": 0.1, "attacker_theta": "same",
-             "psnr_threshold": 15.0},
-    "defense": {"name": "none", "arg": 0.0},
-}
-SECTIONS = tuple(k for k, v in DEFAULTS.items() if isinstance(v, dict) and k != "split")
+from nas.amia import AmiaConfig
+from nas.defenses import DEFENSES, check_defense
+from nas.ops import ACTIVATIONS
+from nas.search import SearchConfig
+from nas.splits import check_total
+from nas.supernet import MAX_CELLS, SpaceConfig
 
 
-def _type_ok(value: Any, default: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default))
+def _share(default: float | None, what: str, minimum_strict: bool = True) -> Any:
+    return key(default if default is not None else dataclasses.MISSING, help=what, kind=float, minimum=0,
+               maximum=BELOW_ONE, strict=minimum_strict)
 
 
-def _merge(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    cfg = copy.deepcopy(DEFAULTS)
-    for key, value in raw.items():
-        if key not in DEFAULTS:
-            raise UserError(f"{path}: unknown key '{key}'", "valid: " + ", ".join(DEFAULTS))
-        if isinstance(DEFAULTS[key], dict) and key != "split":
-            if not isinstance(value, dict):
-                raise UserError(f"{path}: '{key}' must be an object")
-            for sub, v in value.items():
-                if sub not in DEFAULTS[key]:
-                    raise UserError(f"{path}: unknown key '{key}.{sub}'", "valid: " + ", ".join(DEFAULTS[key]))
-                if not _type_ok(v, DEFAULTS[key][sub]):
-                    raise UserError(f"{path}: '{key}.{sub}' must be {type(DEFAULTS[key][sub]).__name__}, got {v!r}")
-                cfg[key][sub] = v
-        elif key == "split":
-            if not isinstance(value, dict):
-                raise UserError(f"{path}: 'split' must be an object of fractions")
-            cfg[key] = value
-        else:
-            if not _type_ok(value, DEFAULTS[key]):
-                raise UserError(f"{path}: '{key}' must be {type(DEFAULTS[key]).__name__}, got {value!r}")
-            cfg[key] = value
-    return cfg
+@dataclass(frozen=True)
+class NasSplit:
+    """Fractions of the pool, disjoint (nas/splits.py): the five parts every run needs, DMP's reference set."""
+
+    theta: float = _share(None, "D^theta: trains the weights")
+    alpha: float = _share(None, "D^alpha: trains the architecture (AMIA's members)")
+    shadow_train: float = _share(None, "the attacker's shadow members")
+    shadow_test: float = _share(None, "the attacker's shadow non-members")
+    unseen: float = _share(None, "the target's non-members")
+    reference: float = _share(0.0, "DMP's unlabelled reference set (the distill defense)", minimum_strict=False)
 
 
-def _need(cond: bool, path: Path, key: str, allowed: str) -> None:
-    if not cond:
-        raise UserError(f"{path}: bad value for '{key}'", allowed)
+def _default_split() -> NasSplit:
+    return NasSplit(theta=0.2, alpha=0.2, shadow_train=0.15, shadow_test=0.15, unseen=0.2, reference=0.1)
 
 
-def _check_lists(cfg: dict[str, Any], path: Path) -> None:
-    a = cfg["adra"]
-    for act in [cfg["space"]["activation"], *a["activations"]]:
-        _need(act in ACTIVATIONS, path, "activation", f"unknown activation '{act}'; valid: {', '.join(ACTIVATIONS)}")
-    for op in cfg["space"]["primitives"]:
-        _need(op in OPS, path, "space.primitives", f"unknown operation '{op}'; valid: {', '.join(OPS)}")
-    _need(len(cfg["space"]["primitives"]) > 0, path, "space.primitives", "name at least one operation")
-    for key, values in (("adra.P", a["P"]), ("adra.batch_sizes", a["batch_sizes"])):
-        _need(len(values) > 0 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values),
-              path, key, "a non-empty list of integers >= 1")
-    _need(all(isinstance(v, (int, float)) and v >= 0 for v in a["grad_noise"]), path, "adra.grad_noise",
-          "a list of noise std >= 0")
+@dataclass(frozen=True)
+class Retrain:
+    """How the searched architecture (and the shadows, and the judge of ADRA) is trained from scratch."""
+
+    epochs: int = key(30, help="epochs", kind=int, minimum=1, maximum=100_000)
+    batch_size: int = key(64, help="batch size", kind=int, minimum=1, maximum=1_000_000)
+    optimizer: str = key("adam", help="optimiser", kind=str, choices=("adam", "sgd"))
+    lr: float = key(3e-3, help="learning rate", kind=float, minimum=0, maximum=10, strict=True)
+    weight_decay: float = key(0.0, help="weight decay", kind=float, minimum=0, maximum=1)
 
 
-def validate(cfg: dict[str, Any], path: Path) -> None:
-    _need(cfg["space"]["P"] >= 1, path, "space.P", f"P must be >= 1, got {cfg['space']['P']}")
-    _need(cfg["space"]["C"] >= 1 and cfg["adra"]["C"] >= 1, path, "C", "channels must be >= 1")
-    _need(cfg["space"]["stem_stride"] in (1, 2), path, "space.stem_stride", "1 or 2")
-    _need(cfg["search"]["order"] in ("first", "second"), path, "search.order", "first or second")
-    _need(cfg["search"]["optimizer"] in ("sgd", "adam") and cfg["retrain"]["optimizer"] in ("sgd", "adam"),
-          path, "optimizer", "sgd or adam")
-    for sec in ("search", "retrain"):
-        _need(cfg[sec]["epochs"] >= 1 and cfg[sec]["batch_size"] >= 1, path, f"{sec}.epochs/batch_size", ">= 1")
-    _need(0 < cfg["amia"]["eta"] <= 1, path, "amia.eta", "a share in (0, 1]")
-    from models import MODELS
-    _need(cfg["amia"]["shadow_model"] in MODELS, path, "amia.shadow_model", "valid: " + ", ".join(MODELS))
-    _need(cfg["adra"]["attacker_theta"] in ("same", "independent"), path, "adra.attacker_theta", "same or independent")
-    _need(cfg["adra"]["trials"] >= 1 and cfg["adra"]["restarts"] >= 1 and cfg["adra"]["iterations"] >= 1, path,
-          "adra.trials/restarts/iterations", ">= 1")
-    _check_lists(cfg, path)
-    check_fractions(cfg["split"], str(path))
-    check_defense(cfg["defense"]["name"], float(cfg["defense"]["arg"]))
+@dataclass(frozen=True)
+class AdraGrid:
+    """ADRA's settings: one reconstruction study per (downsample, P, activation, batch size, noise)."""
+
+    P: tuple[int, ...] = key((6,), help="cells of the victim's supernet", kind=list,
+                             item=items(int, minimum=1, maximum=MAX_CELLS))
+    C: int = key(4, help="channels of its cells", kind=int, minimum=1, maximum=4096)
+    activations: tuple[str, ...] = key(("elu", "relu"), help="its activations", kind=list,
+                                       item=items(str, choices=tuple(ACTIVATIONS)))
+    batch_sizes: tuple[int, ...] = key((1,), help="samples per architecture update (B)", kind=list,
+                                       item=items(int, minimum=1, maximum=4096))
+    grad_noise: tuple[float, ...] = key((0.0,), help="std of the noise on Delta alpha (the DP_SGD defense)",
+                                        kind=list, item=items(float, minimum=0, maximum=1e6))
+    downsample: tuple[int, ...] = key((1,), help="average-pool the D^alpha images by this factor first (fewer "
+                                      "pixels than architecture values: an identifiable problem)", kind=list,
+                                      item=items(int, minimum=1, maximum=64))
+    trials: int = key(3, help="attacked batches per setting", kind=int, minimum=1, maximum=10_000)
+    restarts: int = key(2, help="random dummy initialisations per batch", kind=int, minimum=1, maximum=1000)
+    iterations: int = key(60, help="L-BFGS iterations per restart", kind=int, minimum=1, maximum=100_000)
+    arch_lr: float = key(0.1, help="the victim's architecture SGD step", kind=float, minimum=0, maximum=1000,
+                         strict=True)
+    attacker_theta: str = key("same", help="the attacker's weights: the victim's draw, or its own", kind=str,
+                              choices=("same", "independent"))
+    psnr_threshold: float = key(15.0, help="PSNR (dB) of a successful reconstruction", kind=float, minimum=0,
+                                maximum=200, strict=True)
 
 
-def load(path: str | Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NasDefense:
+    name: str = key("none", help="the defense (nas/defenses.py)", kind=str, choices=DEFENSES)
+    arg: float = key(0.0, help="its strength", kind=float, minimum=0, maximum=1e6)
+
+
+@dataclass(frozen=True)
+class NasConfig:
+    """A whole nas_privacy.py config."""
+
+    dataset_name: str = key("digits", help="dataset registry name (datasets.py)", kind=str)
+    num_cls: int = key(10, help="number of classes", kind=int, minimum=2, maximum=100_000)
+    input_dim: int = key(1, help="image channels", kind=int, minimum=1, maximum=10_000)
+    data_root: str = key("data/datasets", help="folder holding the datasets", kind=str)
+    seed: int = key(7, help="seed of the split, the searches and the training", kind=int, minimum=0,
+                    maximum=MAX_INT)
+    split: NasSplit = key(help="the disjoint parts of the pool", kind=dict, section=NasSplit,
+                          factory=_default_split)
+    space: SpaceConfig = key(help="the search space", kind=dict, section=SpaceConfig, factory=SpaceConfig)
+    search: SearchConfig = key(help="the bilevel search", kind=dict, section=SearchConfig, factory=SearchConfig)
+    retrain: Retrain = key(help="training from scratch", kind=dict, section=Retrain, factory=Retrain)
+    amia: AmiaConfig = key(help="AMIA", kind=dict, section=AmiaConfig, factory=AmiaConfig)
+    adra: AdraGrid = key(help="ADRA", kind=dict, section=AdraGrid, factory=AdraGrid)
+    defense: NasDefense = key(help="the defense", kind=dict, section=NasDefense, factory=NasDefense)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load(path: str | Path, defense: str | None = None, defense_arg: float | None = None) -> NasConfig:
+    """The config at `path` with the command line's --defense / --defense_arg in place of its `defense` keys,
+    parsed and checked before any work (one UserError line per mistake)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config {path} not found")
-    try:
-        raw = json.loads(path.read_text())
-    except ValueError as e:
-        raise UserError(f"config {path} is not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"config {path} must hold a JSON object")
-    cfg = _merge(raw, path)
-    validate(cfg, path)
+        raise UserError(f"config {path} not found", "pass the path of a JSON file, e.g. config/nas_digits.json")
+    raw = read_json_object(path)
+    if isinstance(raw, dict) and (defense is not None or defense_arg is not None):
+        given = raw.get("defense", {})
+        if isinstance(given, dict):
+            flags = {"name": defense, "arg": defense_arg}
+            raw = raw | {"defense": given | {k: v for k, v in flags.items() if v is not None}}
+            path = Path(f"{path} (with command-line flags)")
+    cfg = parse_section(NasConfig, raw, path)
+    cfg.space.check(str(path))
+    check_total(cfg.split, str(path))
+    check_defense(cfg.defense.name, cfg.defense.arg)
     return cfg
+

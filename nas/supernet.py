@@ -8,7 +8,9 @@ pools f_P globally, so one network takes 8x8 digits and 28x28 / 32x32 images (st
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,21 +19,47 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import provenance
+from core.config_schema import items, key, read_json_object
 from core.errors import UserError
 from core.storage import atomic_write
-from nas.ops import PRIMITIVES, MixedOp, make_activation, make_op
+from nas.ops import ACTIVATIONS, PRIMITIVES, MixedOp, make_activation, make_op
+
+MAX_CELLS = 256  # the paper's largest network (Table 3)
 
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    """The search space: P cells of C channels, one activation, the candidate operations."""
+    """The search space: P cells of C channels, one activation, the candidate operations (the config's
+    `space` object; `nas.config.load` parses it by these fields' rules)."""
 
-    P: int = 4
-    C: int = 8
-    activation: str = "elu"
-    primitives: tuple[str, ...] = PRIMITIVES
-    stem_stride: int = 1
-    batchnorm: bool = True
+    P: int = key(4, help="cells (nodes) of the network", kind=int, minimum=1, maximum=MAX_CELLS)
+    C: int = key(8, help="channels of every cell", kind=int, minimum=1, maximum=4096)
+    activation: str = key("elu", help="the cells' activation", kind=str, choices=tuple(ACTIVATIONS))
+    primitives: tuple[str, ...] = key(PRIMITIVES, help="candidate operations (Appendix A's eight)", kind=list,
+                                      item=items(str, choices=PRIMITIVES))
+    stem_stride: int = key(1, help="stride of the stem convolution (2 halves 28x28 / 32x32 inputs)", kind=int,
+                           minimum=1, maximum=2)
+    batchnorm: bool = key(True, help="BatchNorm (without affine parameters) after convolutions and pools",
+                          kind=bool)
+
+    def check(self, where: str) -> None:
+        """What the field rules cannot say: operations named once, at least one that is not 'none'."""
+        if len(set(self.primitives)) != len(self.primitives):
+            raise UserError(f"{where}: 'space.primitives' names an operation twice", "name each operation once")
+        if not set(self.primitives) - {"none"}:
+            raise UserError(f"{where}: 'space.primitives' holds only 'none'", "name at least one real operation")
+
+    def derivable_ops(self) -> tuple[str, ...]:
+        """The operations a derived genotype may hold: 'none' is never chosen while another one exists."""
+        return tuple(p for p in self.primitives if p != "none") or self.primitives
+
+    def genotype_bits(self, max_inputs: int = 2) -> float:
+        """log2 of the number of genotypes `derive_genotype` can return in this space: each node's operation
+        among the derivable ones, and its `max_inputs` strongest predecessors among f_0..f_p. The most
+        information an architecture found by a search can carry about its data (AMIA's cap)."""
+        ops = len(self.derivable_ops())
+        return self.P * math.log2(ops) + sum(math.log2(math.comb(p + 1, min(max_inputs, p + 1)))
+                                             for p in range(self.P))
 
 
 class Stem(nn.Sequential):
@@ -110,11 +138,34 @@ class Genotype:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def content_hash(self) -> str:
+        """16 hex digits of the architecture's canonical JSON: its search's record names it, so an edit shows."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
     @classmethod
-    def from_json(cls, d: dict) -> Genotype:
-        return cls(P=d["P"], C=d["C"], activation=d["activation"], ops=tuple(d["ops"]),
-                   inputs=tuple(tuple(i) for i in d["inputs"]), stem_stride=d["stem_stride"],
-                   batchnorm=d["batchnorm"])
+    def checked(cls, d: object, space: SpaceConfig, max_inputs: int = 2) -> Genotype:
+        """The genotype a JSON object describes, if it is one `derive_genotype` can return in `space`: the space's
+        P, C, activation, stem stride and BatchNorm; one derivable operation per node; node p reading
+        min(max_inputs, p + 1) distinct predecessors among f_0..f_p, ascending. ValueError saying what is off."""
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        for name in ("P", "C", "activation", "stem_stride", "batchnorm"):
+            if name not in d or type(d[name]) is not type(getattr(space, name)) or d[name] != getattr(space, name):
+                raise ValueError(f"{name} {d.get(name)!r} where the space has {getattr(space, name)!r}")
+        ops, inputs = d.get("ops"), d.get("inputs")
+        if not isinstance(ops, list) or len(ops) != space.P or any(op not in space.derivable_ops() for op in ops):
+            raise ValueError(f"ops must list one of {', '.join(space.derivable_ops())} for each of the {space.P} "
+                             "nodes")
+        if not isinstance(inputs, list) or len(inputs) != space.P:
+            raise ValueError(f"inputs must list the predecessors of each of the {space.P} nodes")
+        for p, reads in enumerate(inputs):
+            wanted = min(max_inputs, p + 1)
+            if not (isinstance(reads, list) and len(reads) == wanted and all(type(j) is int for j in reads)
+                    and reads == sorted(set(reads)) and all(0 <= j <= p for j in reads)):
+                raise ValueError(f"node {p} must read {wanted} distinct predecessors among 0..{p}, ascending; "
+                                 f"it has {reads!r}")
+        return cls(P=space.P, C=space.C, activation=space.activation, ops=tuple(ops),
+                   inputs=tuple(tuple(r) for r in inputs), stem_stride=space.stem_stride, batchnorm=space.batchnorm)
 
 
 def derive_genotype(net: SuperNet, max_inputs: int = 2) -> Genotype:
@@ -130,32 +181,39 @@ def derive_genotype(net: SuperNet, max_inputs: int = 2) -> Genotype:
     return Genotype(space.P, space.C, space.activation, ops, inputs, space.stem_stride, space.batchnorm)
 
 
-def save_genotype(g: Genotype, path: Path, fingerprint: str | None = None) -> None:
-    """The architecture as JSON, with the fingerprint of the search settings that found it (when given)."""
-    data = g.to_json() | ({"fingerprint": fingerprint} if fingerprint is not None else {})
+def save_genotype(g: Genotype, path: Path, record: dict) -> None:
+    """The architecture as JSON with the provenance record of the search that found it (its settings, split
+    and model_id) and the architecture's own hash in it (`Genotype.content_hash`)."""
+    data = g.to_json() | {RECORD: record | {"genotype": g.content_hash()}}
     atomic_write(path, lambda f: json.dump(data, f, indent=1), mode="w")
 
 
-def load_genotype(path: Path, make_hint: str, fingerprint: str | None = None) -> Genotype:
-    """The architecture at `path`; with `fingerprint` (nas_privacy.Run.fingerprint, JSON of the settings that
-    shape the search), one found under other settings, or saved before fingerprints were, is refused naming
-    the first setting that differs, not silently reused."""
+RECORD = "provenance"
+
+
+def load_genotype(path: Path, space: SpaceConfig, make_hint: str,
+                  expected: provenance.Expected | None = None) -> tuple[Genotype, dict]:
+    """(architecture, its search's record) at `path`. Refused with one line: a file that is no genotype of
+    `space` (a truncated ops list, an input index out of range, other channels), one edited after its
+    search (its hash differs from the record's), and, given `expected` (the settings and split of the search
+    this run would make), one found under other settings or rows, or saved before records existed."""
     if not path.is_file():
         raise UserError(f"architecture {path} not found", f"make it with: {make_hint}")
+    remedy = f"search again: {make_hint} --overwrite"
+    data = read_json_object(path)
+    record = data.get(RECORD) if isinstance(data, dict) else None
+    if expected is not None:  # the settings first: a search made otherwise says which setting differs
+        provenance.verify(str(path), record, expected, remedy, made="searched")
     try:
-        data = json.loads(path.read_text())
-        genotype = Genotype.from_json(data)
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"architecture {path} is unreadable ({type(e).__name__})", f"rerun: {make_hint}") from None
-    if fingerprint is not None and data.get("fingerprint") != fingerprint:
-        remedy = f"search again: {make_hint} --overwrite"
-        if not isinstance(data.get("fingerprint"), str):
-            raise UserError(f"architecture {path} predates settings records", remedy)
-        key, old, new = provenance.first_difference(json.loads(data["fingerprint"]), json.loads(fingerprint)) or \
-            ("settings", "", "")
-        raise UserError(f"architecture {path} was searched with {key} {provenance.shown(old)}, this run asks for "
-                        f"{provenance.shown(new)}", remedy)
-    return genotype
+        genotype = Genotype.checked(data, space)
+    except ValueError as e:
+        raise UserError(f"architecture {path} is not a genotype of this search space ({e})", remedy) from None
+    if expected is not None:
+        assert isinstance(record, dict)  # verify refused anything else
+        if record.get("genotype") != genotype.content_hash():
+            raise UserError(f"architecture {path} was edited after its search (it no longer matches its record)",
+                            remedy)
+    return genotype, record if isinstance(record, dict) else {}
 
 
 class DiscreteNet(nn.Module):

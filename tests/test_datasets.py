@@ -373,7 +373,7 @@ def test_config_mismatch_names_the_key(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ splits
 
-ARTIFACT_SIZES = {  # N: (victim train/dev/test, shadow train/dev/test), facts §2
+ARTIFACT_SIZES = {  # N: (victim train/dev/test, shadow train/dev/test), the artifact's
     60000: ((13500, 3000, 13500), (13500, 3000, 13500)),
     99289: ((22340, 4964, 22340), (22340, 4964, 22341)),
     5000: ((1125, 250, 1125), (1125, 250, 1125)),
@@ -545,3 +545,82 @@ def test_a_cut_short_purchase_cache_is_rebuilt(tmp_path: Path, keep: float) -> N
     pool = load_pool("purchase100", tmp_path, input_dim=12, num_cls=5)
     assert torch.equal(pool.x, torch.from_numpy(x).float()) and pool.y.tolist() == y.tolist()
     assert cache.read_bytes() != data[:20] and np.load(cache)["x"].shape == (30, 12)  # rebuilt whole
+
+
+def _image_ids(pool) -> list[int]:
+    """write_cinic10's id of each pool row (red of pixel (0, 0): 10 * class + index in its folder)."""
+    mean, std = datasets.CINIC_MEAN[0], datasets.CINIC_STD[0]
+    return [round((float(v) * std + mean) * 255) for v in pool.x[:, 0, 0, 0]]
+
+
+# WeMem's committed data/datasets/cinic/train_test_idx.pkl is pickle.dump([trainidx, testidx]) at protocol 3:
+# two plain lists of ints (90,000 and 31,499; trainidx a permutation of the train folder with no fixed point),
+# which its datasets.py reads with `trainidx, testidx = pickle.load(f)` and uses as Subset(trainset, trainidx).
+TRAINIDX, TESTIDX = [3, 0, 5, 1, 2, 4], [2, 0, 3]   # a permutation of the 6 train images, no fixed point
+
+
+def test_cinic10_rows_follow_wemems_index_file(tmp_path: Path) -> None:
+    write_cinic10(tmp_path)
+    (tmp_path / "cinic10" / "train_test_idx.pkl").write_bytes(pickle.dumps([TRAINIDX, TESTIDX], protocol=3))
+    pool = load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)
+    folder_train, folder_test = [0, 1, 2, 10, 11, 12], [0, 1, 10, 11]   # ImageFolder order of write_cinic10
+    # Before: row i was training image i, so nearly every image took another's mem-score.
+    assert _image_ids(pool) == [folder_train[i] for i in TRAINIDX] + [folder_test[i] for i in TESTIDX]
+    assert pool.n_train == 6 and pool.csv_rows is None
+    assert pool.y.tolist() == [1, 0, 1, 0, 0, 1] + [1, 0, 1]
+    (tmp_path / "cinic10" / "train_test_idx.pkl").unlink()
+    (tmp_path / "cinic10" / "train_test_idx.json").write_text(json.dumps([TRAINIDX, TESTIDX]))
+    assert _image_ids(load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)) == _image_ids(pool)
+    (tmp_path / "cinic10" / "train_test_idx.json").unlink()
+    assert "WeMem's CSV is image trainidx[i]" in load_pool("cinic10", tmp_path, input_dim=3, num_cls=2).csv_rows
+
+
+def test_a_wemem_csv_row_reaches_its_cinic_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import memscore
+    from defenses import memscores
+    write_cinic10(tmp_path)
+    cfg = {"dataset_name": "cinic10", "model_name": "resnet18", "epochs": 1, "num_cls": 2, "input_dim": 3,
+           "data_root": str(tmp_path), "split_scheme": "wemem"}
+    (tmp_path / "cinic.json").write_text(json.dumps(cfg))
+    csv_scores = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])   # WeMem's CSV: row i = its training row i
+    memscores.write_wemem_csv(tmp_path / "memscore_cinic_resnet18.csv", csv_scores)
+    monkeypatch.chdir(tmp_path)
+    argv = ["memscore.py", "cpu", "cinic.json", "--memscore_csv", "memscore_cinic_resnet18.csv", "--quiet"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(UserError, match="without WeMem's .*train_test_idx.pkl"):   # no index: refused
+        memscore.main()
+    (tmp_path / "cinic10" / "train_test_idx.pkl").write_bytes(pickle.dumps([TRAINIDX, TESTIDX], protocol=3))
+    memscore.main()
+    pool = load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)
+    scores = memscores.load_scores(tmp_path / "result/cinic/memscore", np.arange(6))
+    by_image = dict(zip(_image_ids(pool)[:6], scores.tolist()))
+    folder_train = [0, 1, 2, 10, 11, 12]
+    for i, image in enumerate(TRAINIDX):                    # CSV row i belongs to training image trainidx[i]
+        assert by_image[folder_train[image]] == csv_scores[i]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return os.system, ("touch ran_code",)
+
+
+@pytest.mark.parametrize("payload", [
+    lambda: pickle_dumps([[_RunsCode()], [1]]),
+    lambda: pickle_dumps([[1, 2], [3]], protocol=0).replace(b"(lp0\n", b"cos\nsystem\n(S'touch ran_code'\ntR(lp0\n"),
+    lambda: pickle_dumps({"trainidx": [1]}),
+    lambda: pickle_dumps([[1.5], [2]]),
+])
+def test_a_crafted_index_pickle_never_runs_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payload) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_cinic10(tmp_path)
+    (tmp_path / "cinic10" / "train_test_idx.pkl").write_bytes(payload())
+    with pytest.raises(UserError, match="train_test_idx.pkl is unreadable or malformed") as e:
+        load_pool("cinic10", tmp_path, input_dim=3, num_cls=2)
+    assert not (tmp_path / "ran_code").exists() and "\n" not in e.value.line()
+
+
+def pickle_dumps(obj, protocol: int = 3) -> bytes:
+    return pickle.dumps(obj, protocol=protocol)

@@ -22,8 +22,9 @@ def test_estimator_equals_hand_computation() -> None:
     # row 0: in {0,1} -> 1, 1 = 1.0; out {2,3} -> 0, 1 = 0.5          -> 0.5
     # row 1: in {1,2} -> 0, 1 = 0.5; out {0,3} -> 1, 0 = 0.5          -> 0.0
     # row 2: in {0,2,3} -> 1, 1, 1 = 1.0; out {1} -> 0                -> 1.0
-    # row 3: in every model, row 4: in none: no estimate               -> 0.0
-    assert memscores.memscore_estimate(in_mask, correct).tolist() == [0.5, 0.0, 1.0, 0.0, 0.0]
+    # row 3: in every model, row 4: in none: no estimate               -> NaN (before: 0, "not memorised")
+    got = memscores.memscore_estimate(in_mask, correct)
+    assert got[:3].tolist() == [0.5, 0.0, 1.0] and np.isnan(got[3:]).all()
     assert memscores.minmax(np.array([0.5, 0.0, 1.0, -0.5])).tolist() == [2 / 3, 1 / 3, 1.0, 0.0]
     assert memscores.minmax(np.array([0.3, 0.3])).tolist() == [0.0, 0.0]
     with pytest.raises(ValueError):
@@ -61,7 +62,7 @@ def test_recovers_planted_memorised_subset(tmp_path: Path) -> None:
     masks, correct, raw = memscores.compute_scores(make, x, y, models=8, fraction=0.5, cfg=cfg, seed=0,
                                                   folder=tmp_path, progress=False)
     score = memscores.minmax(raw)
-    assert score[bad].mean() > 0.7 and score[~bad].mean() < 0.4
+    assert np.nanmean(score[bad]) > 0.7 and np.nanmean(score[~bad]) < 0.4  # NaN: in all 8 subsets or none
     top = np.argsort(-score)[:bad.sum()]
     assert bad[top].mean() >= 0.75  # the highest scores are mostly the mislabelled rows
     # resume: every model's correctness was saved; a second call trains nothing and gives the same scores
@@ -102,6 +103,7 @@ def test_bad_csv_is_a_user_error(tmp_path: Path, text: str, what: str) -> None:
         memscores.read_wemem_csv(path, 3)
 
 
+@pytest.mark.e2e
 def test_cli_imports_csv_and_bad_csv_is_one_error_line(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
@@ -120,3 +122,94 @@ def test_cli_imports_csv_and_bad_csv_is_one_error_line(in_tmp: Path, monkeypatch
     done = run_script("memscore.py", "cpu", config, "--memscore_csv", str(bad), cwd=in_tmp, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: mem-score CSV")
+
+
+def _memscore(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, list[str]]:
+    """(exit status, stderr lines) of `python memscore.py cpu CONFIG ARGV` in this process."""
+    import sys
+
+    from experiment.cli import run_main
+    monkeypatch.setattr(sys, "argv", ["memscore.py", "cpu", "config/synthetic_purchase_columnfc.json", "--quiet",
+                                      "--threads", "1", *argv])
+    try:
+        run_main(memscore.main)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (("--models", "100000000"), "bad value for 'memscore.models' (allowed: an integer > 1 and <= 100000)"),
+    (("--models", "1"), "bad value for 'memscore.models'"),
+    (("--fraction", "1.5"), "bad value for 'memscore.fraction'"),
+    (("--fraction", "nan"), "bad value for 'memscore.fraction'"),
+    (("--memscore_epochs", "-1"), "bad value for 'memscore.epochs'"),
+    (("--fraction", "0.0001"), "memscore.fraction 0.0001 of the 6000 candidate rows gives subsets of 1 rows"),
+    (("--threads", "-1"), "argument --threads: must be an integer between 1 and 4096, got -1"),
+])
+def test_bad_settings_are_one_error_line_before_work(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture, flags, needle) -> None:
+    # Before: --models 1e8 (the key is bounded, the flag was not) and --fraction 0.0001 (0-row subsets) ran.
+    code, err = _memscore(capsys, monkeypatch, *flags)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
+    assert not (in_tmp / "result/synthetic_purchase_columnfc/memscore").exists()
+
+
+def test_an_import_never_replaces_computed_scores_without_overwrite(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    import datasets
+    folder = in_tmp / "result/synthetic_purchase_columnfc/memscore"
+    assert _memscore(capsys, monkeypatch, "--models", "2", "--memscore_epochs", "1")[0] == 0
+    computed = (folder / "scores.npz").read_bytes()
+    csv = in_tmp / "wemem.csv"
+    memscores.write_wemem_csv(csv, np.linspace(0, 1, datasets.SYNTH_N))
+    # Before: the import silently replaced the computed scores (and every WeMem model was then remade).
+    code, err = _memscore(capsys, monkeypatch, "--memscore_csv", str(csv))
+    assert code == 2 and len(err) == 1 and "holds mem-scores computed from K=2 models" in err[0], err
+    assert "--overwrite" in err[0] and (folder / "scores.npz").read_bytes() == computed
+    assert _memscore(capsys, monkeypatch, "--memscore_csv", str(csv), "--overwrite")[0] == 0
+    imported = (folder / "scores.npz").read_bytes()
+    assert imported != computed
+    assert _memscore(capsys, monkeypatch, "--memscore_csv", str(csv))[0] == 0       # the same file: up to date
+    assert (folder / "scores.npz").read_bytes() == imported
+    code, err = _memscore(capsys, monkeypatch, "--models", "2", "--memscore_epochs", "1")
+    assert code == 2 and "holds mem-scores imported from a CSV" in err[0], err
+    assert (folder / "scores.npz").read_bytes() == imported
+
+
+def test_rows_without_an_estimate_stay_marked_through_the_table_and_the_csv(tmp_path: Path) -> None:
+    raw = np.array([0.5, np.nan, -0.5, 0.0, np.nan])
+    record = {"version": 1, "kind": "memscore", "settings": {}, "split": None, "model_id": "x", "parents": {}}
+    score = memscores.save_scores(tmp_path, np.array([3, 4, 0, 1, 2]), raw, 6, record)
+    np.testing.assert_array_equal(score, [1.0, np.nan, 0.0, 0.5, np.nan])
+    assert (tmp_path / "memscore.csv").read_text().splitlines()[2] == "1,"    # WeMem's CSV: an empty field
+    np.testing.assert_array_equal(memscores.read_wemem_csv(tmp_path / "memscore.csv", 5), score)
+    np.testing.assert_array_equal(memscores.load_scores(tmp_path, np.array([4, 3, 0])), [np.nan, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("arrays,needle", [
+    (dict(index=np.arange(4), score=np.full(4, 0.5), per_pool=np.full(5, 0.5)), "made for a pool of 5 rows"),
+    (dict(index=np.arange(6), score=np.full(5, 0.5), per_pool=np.full(6, 0.5)), "not one float per indexed row"),
+    (dict(index=np.arange(6), score=np.full(6, 3.0), per_pool=np.full(6, 0.5)), "scores outside [0, 1]"),
+    (dict(index=np.arange(6), score=np.array(["a"] * 6), per_pool=np.full(6, 0.5)), "not one float per"),
+    (dict(index=np.array([0, 0, 1, 2, 3, 9]), score=np.full(6, 0.5), per_pool=np.full(6, 0.5)), "repeats rows"),
+    (dict(index=np.full(6, 0.5), score=np.full(6, 0.5), per_pool=np.full(6, 0.5)), "no list of integer rows"),
+])
+def test_a_score_table_of_the_wrong_length_type_or_range_is_one_line(tmp_path: Path, arrays, needle) -> None:
+    # Before: a table for another pool raised IndexError; a score of 3 or text went into the windows.
+    np.savez(tmp_path / "scores.npz", **arrays)
+    with pytest.raises(UserError, match="mem-scores .* are malformed") as e:
+        memscores.load_scores(tmp_path, np.array([0, 1, 2]), n_pool=6)
+    assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("text,what", [(",0\n0,0.5\n1,1.5\n", "outside [0, 1]"), (",0\n0,0.5\n1,inf\n", "outside"),
+                                       (",0,1\n0,0.5,1\n1,0.5,1\n", "3 columns"),
+                                       (",0\n0.5,0.5\n1.5,0.5\n", "numbered 0..1")])
+def test_a_csv_out_of_range_or_of_another_shape_is_refused(tmp_path: Path, text: str, what: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match="mem-score CSV") as e:
+        memscores.read_wemem_csv(path, 2)
+    assert what in str(e.value)

@@ -22,8 +22,8 @@ def _arch_grads(cfg: SearchConfig, net: SuperNet, seed: int = 3) -> list[torch.T
     x, y = torch.randn(16, 1, 5, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
     net = copy.deepcopy(net)
     hooks = BilevelHooks(x, y, cfg, seed)
-    hooks.make_optimizer(net, TrainConfig(epochs=1))
-    hooks._arch_step(net, x[:8], y[:8])
+    optimizer = hooks.make_optimizer(net, TrainConfig(epochs=1))
+    hooks._arch_step(net, x[:8], y[:8], optimizer)
     return [a.grad.clone() for a in net.arch_parameters()]
 
 

@@ -68,4 +68,4 @@ def test_every_shipped_nas_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[1] / "config"
     loaded = {p.stem: nas_config.load(p) for p in root.glob("nas_*.json")}
     assert {"nas_digits", "nas_digits_adra", "nas_mnist", "nas_cifar10", "nas_cifar100"} <= set(loaded)
-    assert loaded["nas_digits_adra"]["adra"]["P"] == [8] and loaded["nas_digits_adra"]["adra"]["batch_sizes"] == [1, 2]
+    assert loaded["nas_digits_adra"].adra.P == (8,) and loaded["nas_digits_adra"].adra.batch_sizes == (1, 2)

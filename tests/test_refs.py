@@ -13,6 +13,8 @@ from conftest import ROOT, run_script
 from core import reference_splits
 from core.results import SCHEMA_VERSION
 
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
+
 FAST = ("--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1", "--n_bootstrap", "50")
 CFG = "config/digits_columnfc.json"
@@ -138,3 +140,39 @@ def test_references_of_another_setting_or_split_are_refused(work: Path) -> None:
     finally:
         reference_splits.save_reference_membership(folder / "membership.npz", saved["membership"],
                                              saved["population_indices"], int(saved["seed"]))
+
+
+@pytest.mark.parametrize("flags", [("--defend", "ppb"), ("--prune_sparsity", "0.6"), ("--mem_thre", "0.5"),
+                                   ("--dp_clip", "2", "--defend_arg", "4")])
+def test_original_with_setting_flags_is_refused(work: Path, flags: tuple[str, ...]) -> None:
+    # Before: the flags were dropped without a word and the original's references were (re)used.
+    before = sorted(p.name for p in refs_dir(work).parent.iterdir())
+    line = one_error_line(step(work, "refs.py", "--original", "--ref_models", "2", *flags))
+    assert "--original makes the references of the unpruned victim" in line
+    assert all(f in line for f in flags if f.startswith("--"))
+    assert sorted(p.name for p in refs_dir(work).parent.iterdir()) == before
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (("--pruner_name", "iter_prunetxt", "--prune_sparsity", "0.6"), "iter_prunetxt prunes in rounds"),
+    (("--prune_sparsity", "0.6", "--defend", "slide_re"), "cannot train references under slide_re"),
+])
+def test_settings_references_cannot_follow_are_refused_before_work(work: Path, flags, needle) -> None:
+    line = one_error_line(step(work, "refs.py", "--ref_models", "2", *flags))
+    assert needle in line
+
+
+def test_the_hint_for_an_original_reference_of_other_settings_works_as_written(work: Path, tmp_path: Path) -> None:
+    import shlex
+    copy = tmp_path / "w"
+    shutil.copytree(work, copy)
+    # The original references were trained with the default lr; a pruned setting's run at another lr finds them.
+    line = one_error_line(step(copy, "refs.py", "--prune_sparsity", "0.6", "--ref_models", "2", "--lr", "0.01"))
+    assert "refs/original/reference_model_0/best.pth was trained with lr 0.001, this run asks for 0.01" in line
+    # Before: "rerun with --overwrite", which on the pruned setting kept the original references as they were.
+    hint = line.split("(replace it: ")[1].rstrip(")")
+    assert hint == "python refs.py --device cpu config/digits_columnfc.json --original --overwrite"
+    out = run_script("refs.py", *shlex.split(hint)[2:], "--ref_models", "2", "--lr", "0.01", *FAST, cwd=copy)
+    assert out.returncode == 0, out.stderr
+    out = step(copy, "refs.py", "--prune_sparsity", "0.6", "--ref_models", "2", "--lr", "0.01")
+    assert out.returncode == 0, out.stderr

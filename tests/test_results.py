@@ -8,7 +8,7 @@ from core.results import SCHEMA_VERSION, AttackRecord, append_record, committed_
 
 
 def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     record = AttackRecord(config="c", setting="original", attack="lira_online", original=True, paper_acc=60.0,
                           tpr_at_0_01pct_fpr=0.5, tpr_at_0_1pct_fpr_ci_low=1.0, tpr_at_0_1pct_fpr_ci_high=4.0,
                           auc_ci_low=70.0, auc_ci_high=75.0, n_bootstrap=200, n_references=16,
@@ -27,6 +27,21 @@ def test_version_3_and_4_fields_round_trip_and_version_2_records_load() -> None:
     assert loaded.tpr_at_0_01pct_fpr is None and loaded.auc_ci_low is None and loaded.n_references is None
     assert loaded.dp_accountant is None and loaded.defense_mode is None
     assert loaded.extra == {}
+
+
+def test_version_5_fields_round_trip_and_version_4_records_load_without_them() -> None:
+    record = AttackRecord(config="nas", setting="nas_adra", attack="adra", original=True, arch_grad_rank=31,
+                          unknowns=64)
+    amia = AttackRecord(config="nas", setting="nas_amia_fixed_shadow", attack="ffn", original=True, paper_acc=51.0,
+                        accuracy_cap=62.1, channel_bits=15.4)
+    wemem = AttackRecord(config="c", setting="s", attack="samia", pruner_name="iter_prunetxt", prune_sparsity=0.6,
+                         paper_acc=70.0, mem_score_tie_share=0.66, mem_score_unknown=12)
+    for r in (record, amia, wemem):
+        assert AttackRecord.from_json(r.to_json()) == r and r.to_json()["version"] == 5
+    old = AttackRecord.from_json({"config": "nas", "setting": "nas_adra", "attack": "adra", "original": True,
+                                  "version": 4})
+    assert old.version == 4 and old.arch_grad_rank is None and old.accuracy_cap is None and old.extra == {}
+    assert old.mem_score_tie_share is None
 
 
 def test_a_line_with_a_byte_that_is_not_utf8_is_skipped_with_a_note(tmp_path: Path) -> None:

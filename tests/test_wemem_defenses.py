@@ -1,4 +1,4 @@
-"""WeMem defenses (facts §3): each epoch's composition (which indices, which optimizer) against hand-built
+"""WeMem defenses (docs/wemem.md): each epoch's composition (which indices, which optimizer) against hand-built
 expectations on an 11-row score table, WeMem's window bug vs the fix, the per-round window replay, and the
 two Adams of RMR carried through iterative rounds."""
 from __future__ import annotations
@@ -71,7 +71,8 @@ def table_data() -> SplitTensors:
 
 
 def recording(name: str, **kw) -> tuple:
-    hooks = make_wemem_defense(name, SCORES, stride=1, width=3, mem_thre=0.6, weight_decay_mem=0.1, **kw)
+    hooks = make_wemem_defense(name, SCORES, **({"stride": 1, "width": 3, "mem_thre": 0.6, "weight_decay_mem": 0.1}
+                                                | kw))
     seen: list[tuple[int, int, list[int]]] = []  # (epoch, id of optimizer, positions)
     step = type(hooks).train_step
 
@@ -149,3 +150,67 @@ def test_registry_and_folder_names_carry_every_hyper_parameter() -> None:
     assert a.folder_suffix() == "s100-w500-thr0.5-wdm0.1" and a.folder_suffix() != b.folder_suffix()
     assert make_wemem_defense("slide_re", SCORES, stride=1, width=15).folder_suffix() == "s1-w15"
     assert make_wemem_defense("ml2", SCORES).settings() == {"mem_thre": 0.6, "weight_decay_mem": 5e-4}
+
+
+def test_rows_without_an_estimate_rank_last_either_way_and_are_never_risky() -> None:
+    # Before: such rows held 0, the lowest score: slide_re trained them first, as the least memorised.
+    scores = SCORES.copy()
+    scores[[1, 6, 9]] = np.nan                      # one row of each class has no estimate
+    assert [r.tolist() for r in sort_by_class(LABELS, scores, "desc")] == [[0, 3, 2, 4, 1], [5, 6], [7, 8, 10, 9]]
+    assert [r.tolist() for r in sort_by_class(LABELS, scores, "asc")] == [[4, 2, 3, 0, 1], [5, 6], [10, 8, 7, 9]]
+    assert set(np.flatnonzero(risky_split(scores, 0.6)).tolist()) == RISKY_06 - {6, 9}
+    assert set(np.flatnonzero(risky_split(scores, 0.0)).tolist()) == set(range(11)) - {1, 6, 9}
+
+
+def test_a_window_past_every_class_stops_the_fine_tuning_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    # stride 2, width 3: class 0 (5 rows) is the largest, so epoch 3's window (ranks 6..8) is past every class.
+    # Before: epochs 3.. trained zero rows and logged "Loss nan"; WeMem's DataLoader failed on the empty window.
+    hooks, seen = recording("slide", stride=2)
+    cfg = TrainConfig(epochs=8, batch_size=4, early_stop=0, progress=False)
+    with caplog.at_level("INFO", logger="prune_mia"):
+        result = fit(nn.Linear(2, 3), table_data(), cfg, hooks=hooks, generator=torch.Generator().manual_seed(0))
+    assert result.epochs_run == 3 and sorted({s[0] for s in seen}) == [0, 1, 2]
+    stops = [r.message for r in caplog.records if "stops here" in r.message]
+    assert stops == ["Epoch 3 Train With Slide: slide's window starts at rank 6, past every class (the largest has "
+                     "5 training rows), so this epoch and every later one would train nothing; the fine-tuning "
+                     "stops here"]
+    assert not any("nan" in r.message.lower() for r in caplog.records)
+
+
+@pytest.mark.parametrize("optimizer,kind", [("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)])
+def test_rmr_steps_risky_rows_with_an_optimizer_of_the_runs_kind(optimizer: str, kind: type) -> None:
+    # WeMem's BaseModel: optimizer_risk = get_optimizer(args.optimizer, params, lr, weight_decay_mem).
+    # Before: always Adam.
+    hooks = make_wemem_defense("ml2", SCORES, mem_thre=0.6, weight_decay_mem=0.1)
+    cfg = TrainConfig(epochs=1, optimizer=optimizer, lr=0.05, weight_decay=5e-4, progress=False)
+    main = hooks.make_optimizer(nn.Linear(2, 3), cfg)
+    risk = hooks.risk_optimizer
+    assert type(main) is type(risk) is kind
+    assert risk.param_groups[0]["lr"] == 0.05 and risk.param_groups[0]["weight_decay"] == 0.1
+    assert risk.param_groups[0].get("momentum", 0.9) == 0.9
+
+
+@pytest.mark.parametrize("name,options,needle", [
+    ("slide", {"stride": 10 ** 9}, "--stride 1000000000 is invalid"),
+    ("slide", {"width": 0}, "--width 0 is invalid"),
+    ("ml2", {"mem_thre": 1.5}, "--mem_thre 1.5 is invalid"),
+    ("ml2", {"mem_thre": float("nan")}, "--mem_thre nan is invalid"),
+    ("slide_ml2", {"mem_thre": -0.1}, "--mem_thre -0.1 is invalid"),
+    ("ml2", {"weight_decay_mem": -1.0}, "--weight_decay_mem -1.0 is invalid"),
+    ("ml2", {"weight_decay_mem": float("inf")}, "--weight_decay_mem inf is invalid"),
+])
+def test_option_ranges_are_checked_before_any_data(name: str, options: dict, needle: str) -> None:
+    from defenses import DefenseOptions, create_defense
+
+    with pytest.raises(UserError) as e:
+        create_defense(name, None, DefenseOptions(**options))
+    assert needle in e.value.line() and "\n" not in e.value.line()
+
+
+def test_no_or_every_row_risky_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    for thre, word in ((1.0, "no"), (0.0, "every")):
+        hooks = make_wemem_defense("ml2", np.full(11, 0.5), mem_thre=thre)
+        with caplog.at_level("INFO", logger="prune_mia"):
+            fit(nn.Linear(2, 3), table_data(), TrainConfig(epochs=1, progress=False), hooks=hooks,
+                generator=torch.Generator())
+        assert any(f"ml2: {word} training row has a mem-score >= mem_thre" in r.message for r in caplog.records)
