@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core.version import add_version_flag
 from experiment.cli import Parser, run_main
 from reporting import build_report
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="folder mia.py ran in, under which scores_file paths resolve (default: LOGDIR's parent)")
     p.add_argument("--attack", default=None,
                    help="attack for Figs 7-9, 12, 16-19 (default: samia, else the one with the best mean accuracy)")
+    add_version_flag(p)
     args = p.parse_args(argv)
     built = build_report(args.logdir, args.out, args.root, args.attack)
     for note in built.notes:

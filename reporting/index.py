@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.version import describe
 from reporting import nas, paper, references, wemem
 from reporting.context import Report
 from reporting.markdown import NUMBER_RULE, Entry, fmt, write_text
 from reporting.palette import PALETTE
 from reporting.records import load
-
-BEFORE_VERSIONS = "before 0.4.0"  # records made before they carried the project's version (0.4.0 is the first)
 
 
 @dataclass(frozen=True)
@@ -49,22 +48,22 @@ BUILDERS: tuple[Build, ...] = (
 )
 
 
-def code_label(prune_mia: Any, commit: Any) -> str:
-    """How index.md names the code of a record: `prune-mia 0.4.0, commit 1a2b3c4-dirty`, or BEFORE_VERSIONS."""
-    if not isinstance(prune_mia, str) or not prune_mia:
-        return BEFORE_VERSIONS
-    return f"prune-mia {fmt(prune_mia, '')}, commit {fmt(commit, '') if isinstance(commit, str) else 'unknown'}"
+def code_label(versions: Any) -> str:
+    """How index.md names the code of a record: `prune-mia 0.4.0 (commit 1a2b3c4-dirty)`, or `prune-mia before
+    0.4.0` for a record made before records carried it (core/version.py's words)."""
+    known = {k: v for k, v in versions.items() if isinstance(v, str) and v} if isinstance(versions, dict) else {}
+    return fmt(describe(known), "")
 
 
 def produced_by(r: Report) -> list[str]:
     """One line per code version with its record count (the records the report shows), newest-looking first."""
     none = [None] * len(r.df)
-    codes = [code_label(v, c) for v, c in zip(r.df.get("versions.prune_mia", none), r.df.get("versions.commit", none))]
-    for s in r.nas:
-        versions = s.record.versions or {}
-        codes.append(code_label(versions.get("prune_mia"), versions.get("commit")))
+    codes = [code_label({"prune_mia": v, "commit": c}) for v, c in zip(r.df.get("versions.prune_mia", none),
+                                                                       r.df.get("versions.commit", none))]
+    codes += [code_label(s.record.versions) for s in r.nas]
     counts = Counter(codes)
-    order = sorted(counts, key=lambda c: (c == BEFORE_VERSIONS, c))
+    before = describe({})
+    order = sorted(counts, key=lambda c: (c == before, c))
     return [f"- {c}: {counts[c]} record{'s' * (counts[c] != 1)}" for c in order]
 
 

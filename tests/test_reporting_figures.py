@@ -141,9 +141,10 @@ def test_index_lists_the_code_versions_that_made_its_records(report):
     counts: dict[str, int] = {}
     for rec in pruning_records() + nas_records():
         v = rec["versions"]
-        label = f"prune-mia {v['prune_mia']}, commit {v['commit']}" if "prune_mia" in v else "before 0.4.0"
+        label = f"prune-mia {v['prune_mia']} (commit {v['commit']})" if "prune_mia" in v else "prune-mia before 0.4.0"
         counts[label] = counts.get(label, 0) + 1
     assert len(counts) == 3 and min(counts.values()) > 1
     text = (out / "index.md").read_text()
     listed = text.split("## Produced by\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert listed == [f"- {k}: {counts[k]} records" for k in sorted(counts, key=lambda k: (k == "before 0.4.0", k))]
+    order = sorted(counts, key=lambda k: (k.endswith("before 0.4.0"), k))
+    assert listed == [f"- {k}: {counts[k]} records" for k in order]
