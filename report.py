@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core.errors import UserError
 from core.version import add_version_flag
 from experiment.cli import Parser, run_main
 from reporting import build_report
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="attack for Figs 7-9, 12, 16-19 (default: samia, else the one with the best mean accuracy)")
     add_version_flag(p)
     args = p.parse_args(argv)
-    built = build_report(args.logdir, args.out, args.root, args.attack)
+    try:
+        built = build_report(args.logdir, args.out, args.root, args.attack)
+    except OSError as e:  # reads are checked file by file; this is a write refused (permissions, a full disk)
+        raise UserError(f"cannot write {e.filename or args.out}: {e.strerror or e}",
+                        "pass an --out folder you can write to") from None
     for note in built.notes:
         print(f"report: {note}", file=sys.stderr)
     figs = sum(1 for e in built.entries if e.file and e.file.endswith(".png"))

@@ -54,8 +54,8 @@ class Report:
         """features.npz beside the record's scores file (mia.py writes both into result/<config>/mia/<setting>/),
         or in that folder when the record names no scores file."""
         scores = self.scores_path(row)
-        path = scores.parent / "features.npz" if scores else self.root / "result" / row["config"] / "mia" / \
-            row["setting"] / "features.npz"
+        path = files.within_root(self.root, str(scores.parent / "features.npz") if scores else
+                                 f"result/{row['config']}/mia/{row['setting']}/features.npz")
         arrays, why = files.read_checked(path, FEATURE_KEYS, files.target_count(row), f"features file {path}")
         if why:
             self.note(row, why)

@@ -88,8 +88,8 @@ def read_checked(path: Path | None, keys: tuple[str, ...], n: int | None, what: 
 
 def victim_members(root: Path, config: str) -> tuple[np.ndarray | None, str | None]:
     """The split's victim_train indices (the order mia.py lists members in), checked as whole numbers >= 0."""
-    path = root / "result" / config / "data_index.json"
-    if not path.is_file():
+    path = within_root(root, f"result/{config}/data_index.json")
+    if path is None or not path.is_file():
         return None, None
     try:
         split = json.loads(path.read_text())
@@ -105,8 +105,8 @@ def member_memscores(root: Path, config: str) -> tuple[np.ndarray | None, str | 
     """The victim's training rows' mem-scores (memscore.py's per-pool table at the split's victim_train
     indices), None when a file is missing, with a reason when one cannot be used. Rows without an estimate
     are NaN (memscore.py's mark); infinite scores are refused."""
-    path = root / "result" / config / "memscore" / "scores.npz"
-    if not path.is_file():
+    path = within_root(root, f"result/{config}/memscore/scores.npz")
+    if path is None or not path.is_file():
         return None, None
     scores = load_npz(path, ["per_pool"])
     if scores is None:

@@ -165,7 +165,8 @@ def read_records(logdir: Path) -> tuple[list[Source], list[str]]:
     """Every record of LOGDIR/*/results.jsonl in file order, plus notes about what was skipped. A results.jsonl
     that resolves outside LOGDIR (a link) is skipped: the report reads its records from LOGDIR only."""
     if not logdir.is_dir():
-        raise UserError(f"{logdir}: no such folder", "pass the log/ folder that mia.py writes to")
+        raise UserError(f"{logdir}: {'not a folder' if logdir.exists() else 'no such folder'}",
+                        "pass the log/ folder that mia.py writes to")
     files = sorted(logdir.glob("*/results.jsonl"))
     if not files and (logdir / "results.jsonl").is_file():
         raise UserError(f"{logdir} is one config's log folder", f"pass the folder above it: {logdir.parent}")

@@ -478,3 +478,14 @@ def test_an_attack_name_with_a_line_break_is_still_one_error_line(tmp_path: Path
         report.run_main(lambda: report.main([str(logdir), "--out", str(tmp_path / "out"), "--attack", "sam\nia"]))
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "'sam\\nia'" in err
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    logdir = make_logdir(tmp_path)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "blocker").write_text("a file where a folder must go")
+    with pytest.raises(SystemExit) as exit_info:  # out/blocker/... cannot be made: a write refused by the OS
+        report.run_main(lambda: report.main([str(logdir), "--out", str(tmp_path / "locked" / "blocker" / "out")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and len(err.strip().splitlines()) == 1

@@ -205,6 +205,22 @@ def test_files_are_read_only_from_under_the_results_root(tmp_path: Path):
     for bad in ("../secret.npz", str(tmp_path / "secret.npz"), "/etc/hostname", "result/link.npz",
                 "result/../../secret.npz", "a\x00b", "", None, 5):
         assert within_root(root, bad) is None, bad
+    # the mem-scores and the split a figure reads, linked from outside: not read
+    from reporting.files import member_memscores
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    np.savez(outside / "scores.npz", per_pool=np.linspace(0, 1, 10))
+    (outside / "data_index.json").write_text(json.dumps({"victim_train": [0, 1, 2]}))
+    (root / "result" / "c" / "memscore").mkdir(parents=True)
+    (root / "result" / "c" / "data_index.json").write_text(json.dumps({"victim_train": [0, 1, 2]}))
+    (root / "result" / "c" / "memscore" / "scores.npz").symlink_to(outside / "scores.npz")
+    assert member_memscores(root, "c") == (None, None)
+    (root / "result" / "c" / "memscore" / "scores.npz").unlink()
+    np.savez(root / "result" / "c" / "memscore" / "scores.npz", per_pool=np.linspace(0, 1, 10))
+    assert member_memscores(root, "c")[0].tolist() == pytest.approx([0, 1 / 9, 2 / 9])
+    (root / "result" / "c" / "data_index.json").unlink()
+    (root / "result" / "c" / "data_index.json").symlink_to(outside / "data_index.json")
+    assert member_memscores(root, "c") == (None, None)
 
 
 def test_a_results_file_linked_from_outside_the_log_folder_is_not_read(tmp_path: Path):
@@ -217,3 +233,21 @@ def test_a_results_file_linked_from_outside_the_log_folder_is_not_read(tmp_path:
     found, notes = records.read_records(log)
     assert [s.record.attack for s in found] == [GOOD[0]["attack"]]
     assert len(notes) == 1 and "linked/results.jsonl: not a file inside" in notes[0]
+
+
+@pytest.mark.parametrize("per_pool, rows, why", [
+    (np.linspace(0, 1, 10), [0, -1, 2], "victim_train is not a list of row numbers"),  # -1 would wrap around
+    (np.linspace(0, 1, 10), [0, 1.5], "victim_train is not a list of row numbers"),
+    (np.linspace(0, 1, 10), {"a": 1}, "victim_train is not a list of row numbers"),
+    (np.linspace(0, 1, 10), [0, 10], "10 rows, fewer than the split's victim_train needs"),
+    (np.ones((5, 2)), [0, 1], "per_pool is 2-D"),
+    (np.r_[np.inf, np.ones(4)], [0, 1], "per_pool holds infinite values"),
+])
+def test_a_memscore_table_or_split_a_figure_cannot_use_is_a_reason(tmp_path: Path, per_pool, rows, why):
+    from reporting.files import member_memscores
+
+    (tmp_path / "result" / "c" / "memscore").mkdir(parents=True)
+    np.savez(tmp_path / "result" / "c" / "memscore" / "scores.npz", per_pool=per_pool)
+    (tmp_path / "result" / "c" / "data_index.json").write_text(json.dumps({"victim_train": rows}))
+    mem, reason = member_memscores(tmp_path, "c")
+    assert mem is None and why in reason
