@@ -12,6 +12,10 @@ import pytest
 
 import report
 from conftest import run_script
+from core.results import AttackRecord
+from reporting import files, markdown, paper, plotting, predicates, records, references, tables
+from reporting.context import Report
+from reporting.records import normalize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASE: dict[str, Any] = {
@@ -86,10 +90,10 @@ def write_scores(root: Path, setting: str, attack: str, rng: np.random.Generator
 
 def make_logdir(root: Path, extra_lines: tuple[str, ...] = ()) -> Path:
     """root/log/{toy,lonely}/results.jsonl plus score files for two settings of toy (others missing)."""
-    for config, records in (("toy", RECORDS), ("lonely", OTHER)):
+    for config, kept in (("toy", RECORDS), ("lonely", OTHER)):
         folder = root / "log" / config
         folder.mkdir(parents=True)
-        lines = [json.dumps(r) for r in records] + list(extra_lines if config == "toy" else ())
+        lines = [json.dumps(r) for r in kept] + list(extra_lines if config == "toy" else ())
         (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
     rng = np.random.default_rng(0)
     for setting, shift in (("original", 0.5), ("l1unstructure_0.7", 1.5)):
@@ -103,7 +107,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, lis
     bad = ("{not json", json.dumps({"config": "toy"}),
            json.dumps({"config": "toy", "setting": "slim_0.9", "attack": "nn", "paper_acc": 50.0}))
     logdir = make_logdir(tmp_path_factory.mktemp("tables"), bad)
-    return report.load_results(logdir)
+    return records.load_results(logdir)
 
 
 def row(df: pd.DataFrame, **eq: Any) -> pd.Series:
@@ -125,7 +129,7 @@ def test_load_dedups_keeping_the_last_record_and_notes_bad_lines(results):
 
 
 def test_headline_keeps_main_attacks_with_their_numbers(results):
-    head = report.headline_table(results[0])
+    head = tables.headline_table(results[0])
     assert set(head["attack"]) <= {"samia", "conf", "mentr", "hconf", "blindmi"} and "nn" not in set(head["attack"])
     r = row(head, setting="l1unstructure_0.7", attack="samia")
     assert (r["victim_test_acc"], r["paper_acc"], r["auc"], r["tpr_at_1pct_fpr"]) == (88.0, 70.0, 60.0, 2.0)
@@ -134,7 +138,7 @@ def test_headline_keeps_main_attacks_with_their_numbers(results):
 
 
 def test_table1_loss_is_known_minus_unknown_over_known(results):
-    t1 = report.table1(results[0])
+    t1 = tables.table1(results[0])
     assert len(t1) == 4
     expected = {("l1unstructure", 0.7, "l1unstructure", 0.5): (70.0, 63.0),
                 ("l1unstructure", 0.5, "l1unstructure", 0.7): (64.0, 65.0),
@@ -144,14 +148,14 @@ def test_table1_loss_is_known_minus_unknown_over_known(results):
         r = row(t1, pruner_name=p, prune_sparsity=s, shadow_pruner_name=sp, shadow_prune_sparsity=ss)
         assert (r["known_acc"], r["unknown_acc"]) == (known, unknown)
         assert r["loss_pct"] == pytest.approx((known - unknown) / known * 100)
-    summary = report.table1_summary(t1)
+    summary = tables.table1_summary(t1)
     s = row(summary, config="toy", attack="samia")
     assert s["n_pairs"] == 4
     assert s["mean_loss_pct"] == pytest.approx(np.mean([(k - u) / k * 100 for k, u in expected.values()]))
 
 
 def test_defense_rule_keeps_and_drops_the_right_settings(results):
-    trade = report.defense_tradeoff(results[0])
+    trade = tables.defense_tradeoff(results[0])
     assert len(trade) == 8 and set(trade["attack"]) == {"samia"}
     kept = {r.setting: (r.kept, r.reason) for r in trade.itertuples()}
     assert kept["l1unstructure_0.7_ppb_1"] == (True, "")
@@ -167,21 +171,21 @@ def test_defense_rule_keeps_and_drops_the_right_settings(results):
 
 
 def test_pearson_matches_numpy_and_is_in_the_fig9_legend(results):
-    rows = report.plain(results[0])
+    rows = predicates.plain(results[0])
     rows = rows[(rows["config"] == "toy") & (rows["attack"] == "samia")]
     x, y = rows["confidence_gap"].to_numpy(float), rows["paper_acc"].to_numpy(float)
     r = np.corrcoef(x, y)[0, 1]
-    assert report.pearson(x, y) == pytest.approx(r)
-    assert np.isnan(report.pearson([1.0, 2.0], [3.0, 4.0])) and np.isnan(report.pearson([1, 1, 1], [1, 2, 3]))
-    labels = [s.label for s in report.gap_panel(rows, "confidence_gap", "gap").series]
+    assert tables.pearson(x, y) == pytest.approx(r)
+    assert np.isnan(tables.pearson([1.0, 2.0], [3.0, 4.0])) and np.isnan(tables.pearson([1, 1, 1], [1, 2, 3]))
+    labels = [s.label for s in paper.gap_panel(rows, "confidence_gap", "gap").series]
     assert f"fit, Pearson r = {r:.3f} (n=4)" in labels
 
 
 def test_main_attack_prefers_samia_then_the_strongest(results):
     df = results[0]
-    assert report.main_attack(df) == "samia"
-    assert report.main_attack(df[df["attack"] != "samia"]) == "mentr"  # mean 63 beats conf's and nn's
-    assert report.main_attack(df, "nn") == "nn" and report.main_attack(df, "xent") is None
+    assert predicates.main_attack(df) == "samia"
+    assert predicates.main_attack(df[df["attack"] != "samia"]) == "mentr"  # mean 63 beats conf's and nn's
+    assert predicates.main_attack(df, "nn") == "nn" and predicates.main_attack(df, "xent") is None
 
 
 @pytest.fixture(scope="module")
@@ -247,11 +251,12 @@ def test_markdown_numbers_follow_one_rule_per_column():
     table = pd.DataFrame({"attack": ["samia", "conf", "mentr"], "tpr_at_1pct_fpr": [1.489, 0.7444, 3.97],
                           "paper_acc": [87.66, 50.0, 100.0], "epsilon": [3.9712, np.nan, 0.5],
                           "prune_sparsity": [0.6, 0.9, 0.95], "defend_arg": [16.0, 0.1, np.nan], "n_pairs": [4, 2, 1]})
-    cells = [line.split(" | ") for line in report.to_markdown(table).splitlines()[2:]]
+    cells = [line.split(" | ") for line in markdown.to_markdown(table).splitlines()[2:]]
     assert [c[1:6] for c in cells] == [["1.5", "87.7", "3.97", "0.6", "16"], ["0.7", "50.0", "", "0.9", "0.1"],
                                        ["4.0", "100.0", "0.50", "0.95", ""]]
-    with pytest.raises(ValueError, match="no number format for column 'confidence_gap'"):
-        report.to_markdown(pd.DataFrame({"confidence_gap": [0.1]}))
+    # a column the rule does not name gets the default format, never an error
+    assert markdown.to_markdown(pd.DataFrame({"brand_new_metric": [12.34567], "confidence_gap": [0.1]})) \
+        .splitlines()[2] == "| 12.35 | 0.100 |"
 
 
 @pytest.mark.e2e
@@ -269,12 +274,14 @@ def test_every_percent_cell_of_the_markdown_tables_has_one_decimal(cli_report):
             for title, cell in zip(header, cells):
                 if title.endswith("(%)") and cell:
                     assert re.fullmatch(r"-?\d+\.\d", cell), (name, title, cell)
-        assert report.NUMBER_RULE in (out / name).read_text()
-    assert report.NUMBER_RULE in (out / "index.md").read_text()
+        assert markdown.NUMBER_RULE in (out / name).read_text()
+    assert markdown.NUMBER_RULE in (out / "index.md").read_text()
 
 
 def boxes(fig: Any) -> dict[str, list[Any]]:
-    """Window extents of what a reader reads: titles, axis labels, legends and point labels."""
+    """Window extents of what a reader reads: titles, axis labels, legends and point labels, once the layout
+    is made (savefig draws the figure, which runs constrained layout)."""
+    fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     axes = [ax for ax in fig.axes if ax.get_visible()]
     texts = list(fig.texts) + [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
@@ -293,21 +300,21 @@ LONG = "synthetic_purchase_columnfc"  # the quick profile's config: its titles o
 
 
 def fig9_panels(df: pd.DataFrame) -> list[Any]:
-    rows = report.plain(df)
+    rows = predicates.plain(df)
     rows = rows[(rows["config"] == "toy") & (rows["attack"] == "samia")]
-    return [report.gap_panel(rows, gap, label) for gap, label in report.GAPS]
+    return [paper.gap_panel(rows, gap, label) for gap, label in paper.GAPS]
 
 
 def fig10_panels(df: pd.DataFrame) -> list[Any]:
-    rows = report.plain(df[df["config"] == "toy"])
+    rows = predicates.plain(df[df["config"] == "toy"])
     reference = rows[rows["original"] & (rows["attack"] == "conf")]
-    return [report.attack_bars(rows[~rows["original"]], p, reference) for p in ("l1unstructure", "slim")]
+    return [paper.attack_bars(rows[~rows["original"]], p, reference) for p in ("l1unstructure", "slim")]
 
 
 @pytest.mark.parametrize("panels, ncols", [(fig9_panels, 1), (fig9_panels, 2), (fig9_panels, 3),
                                            (fig10_panels, 1), (fig10_panels, 2)])
 def test_titles_labels_and_legends_stay_on_the_canvas_and_off_the_data(results, panels, ncols):
-    fig = report.compose(panels(results[0])[:ncols], f"{LONG}: attack comparison per pruning approach, original "
+    fig = plotting.compose(panels(results[0])[:ncols], f"{LONG}: attack comparison per pruning approach, original "
                                                      f"vs l1unstructure_0.9 (Fig 9 or 10 analogue)", ncols=ncols)
     try:
         b = boxes(fig)
@@ -316,14 +323,14 @@ def test_titles_labels_and_legends_stay_on_the_canvas_and_off_the_data(results, 
         for legend in b["legends"]:
             assert not any(legend.overlaps(ax) for ax in b["axes"])
     finally:
-        report.plt.close(fig)
+        plotting.plt.close(fig)
 
 
 def test_point_labels_at_one_point_do_not_overlap(results):
-    trade = report.defense_tradeoff(results[0])
+    trade = tables.defense_tradeoff(results[0])
     rows = trade[(trade["pruner_name"] == "l1unstructure") & (trade["attack"] == "samia") & ~trade["adaptive"]]
     twin = rows[rows["defend"] == "dpsgd"].assign(defend="dp")  # dp lands exactly where dpsgd does
-    fig = report.compose([report.defense_panel(pd.concat([rows, twin]), rows, "non-adaptive samia attack")],
+    fig = plotting.compose([paper.defense_panel(pd.concat([rows, twin]), rows, "non-adaptive samia attack")],
                          f"{LONG}: defenses at l1unstructure 0.7 (Figs 16-17 analogue)", ncols=1)
     try:
         b = boxes(fig)
@@ -337,14 +344,14 @@ def test_point_labels_at_one_point_do_not_overlap(results):
         shapes = {line.get_label(): (line.get_marker(), line.get_markersize()) for line in fig.axes[0].get_lines()}
         assert shapes["dp"] != shapes["dpsgd"]  # so that the marker drawn first still shows around the second
     finally:
-        report.plt.close(fig)
+        plotting.plt.close(fig)
 
 
 def test_point_labels_keep_off_the_lines():
     """A line rising to the right runs through the old fixed up-right label of its lower point (Fig 7)."""
-    up = report.Series("l1unstructure", [60.0, 65.0], [75.6, 86.8], style=report.LINE, notes=["0.9", "0.6"])
-    star = report.Series("original", [65.0], [88.0], style=report.STAR)
-    fig = report.compose([report.Panel("samia", "test acc", "attack acc", [up, star])], "Fig 7", ncols=1)
+    up = plotting.Series("l1unstructure", [60.0, 65.0], [75.6, 86.8], style=plotting.LINE, notes=["0.9", "0.6"])
+    star = plotting.Series("original", [65.0], [88.0], style=plotting.STAR)
+    fig = plotting.compose([plotting.Panel("samia", "test acc", "attack acc", [up, star])], "Fig 7", ncols=1)
     try:
         ax = fig.axes[0]
         renderer = fig.canvas.get_renderer()
@@ -354,23 +361,20 @@ def test_point_labels_keep_off_the_lines():
             assert not path.intersects_bbox(note.get_window_extent(renderer), filled=False), note.get_text()
         assert ax.texts[0].xyann == (-4, 4)  # 0.9 moved up-left, beside the line
     finally:
-        report.plt.close(fig)
+        plotting.plt.close(fig)
 
 
 def test_original_vs_pruned_table_orders_settings_and_says_what_is_unresolvable() -> None:
-    import report
-    from core.results import AttackRecord
-
     def rec(setting: str, attack: str, sparsity: float | None, auc: float, n0: int) -> AttackRecord:
         return AttackRecord(config="c", setting=setting, attack=attack, original=sparsity is None,
                             pruner_name=None if sparsity is None else "l1unstructure", prune_sparsity=sparsity,
                             paper_acc=50.0, auc=auc, auc_ci_low=auc - 2, auc_ci_high=auc + 3,
                             tpr_at_0_1pct_fpr=1.5, tpr_at_0_01pct_fpr=0.5, victim_test_acc=80.0,
                             n_nonmembers=n0, n_references=8 if attack.startswith(("lira", "rmia")) else None)
-    df = report.normalize([rec("l1unstructure_0.6", "samia", 0.6, 60.0, 2000), rec("l1unstructure_0.6", "lira_online",
+    df = normalize([rec("l1unstructure_0.6", "samia", 0.6, 60.0, 2000), rec("l1unstructure_0.6", "lira_online",
                            0.6, 70.0, 2000), rec("original", "lira_online", None, 65.0, 2000),
                            rec("original", "threshold_conf", None, 55.0, 2000)])
-    t = report.original_vs_pruned(df)
+    t = references.original_vs_pruned(df)
     assert list(zip(t["setting"], t["attack"])) == [("original", "lira_online"), ("l1unstructure_0.6", "lira_online"),
                                                     ("l1unstructure_0.6", "samia")]
     assert t["AUC [95% CI]"].tolist() == ["65.0 [63.0, 68.0]", "70.0 [68.0, 73.0]", "60.0 [58.0, 63.0]"]
@@ -378,8 +382,8 @@ def test_original_vs_pruned_table_orders_settings_and_says_what_is_unresolvable(
     assert t["references"].iloc[0] == 8
     # 2,000 non-members resolve 0.1 % (2 false positives) but not 0.01 % (0.2 of one)
     assert t["note"].iloc[0] == "2000 non-members: TPR at 0.01 % FPR is the TPR at FPR 0"
-    assert report.resolution_note(20_000) == ""
-    assert report.resolution_note(1000) == "1000 non-members: TPR at 0.1 % and 0.01 % FPR is the TPR at FPR 0"
+    assert references.resolution_note(20_000) == ""
+    assert references.resolution_note(1000) == "1000 non-members: TPR at 0.1 % and 0.01 % FPR is the TPR at FPR 0"
 
 
 # ------------------------------------------------------------------------------------------ Table 2, Figs 12-13
@@ -396,13 +400,13 @@ def test_table2_is_auc_by_split_and_attack_for_configs_that_differ_in_their_spli
                split_rec("c10_split70_20", 0.7, 0.2, "samia", 72.7),
                split_rec("c10_split70_20", 0.7, 0.2, "samia", 99.0, sparsity=0.5),  # another sparsity: left out
                rec("original", "samia", 50.0, 80.0) | {"config": "digits"}]  # one split only: no Table 2 row
-    df = report.normalize([report.AttackRecord.from_json(r) for r in records])
-    t2 = report.table2(df)
+    df = normalize([AttackRecord.from_json(r) for r in records])
+    t2 = tables.table2(df)
     assert list(t2.columns) == ["dataset", "model", "split", "config", "samia AUC", "mentr AUC"]
     assert t2["split"].tolist() == ["45/45/10", "50/40/10", "70/20/10"]  # ordered by the train share
     assert t2["samia AUC"].tolist() == [75.5, 72.7, 72.7]
     assert t2["mentr AUC"].iloc[0] == 70.0 and t2["mentr AUC"].iloc[1:].isna().all()
-    assert report.table2(df[df["config"] == "c10"]).empty  # one split: nothing to compare
+    assert tables.table2(df[df["config"] == "c10"]).empty  # one split: nothing to compare
 
 
 MATRIX = [  # victim x shadow sparsity {0, 0.5} of l1unstructure, samia; 0 = unpruned
@@ -418,40 +422,70 @@ MATRIX = [  # victim x shadow sparsity {0, 0.5} of l1unstructure, samia; 0 = unp
 
 
 def test_sparsity_matrix_cells_and_heatmap(tmp_path: Path) -> None:
-    df = report.normalize([report.AttackRecord.from_json(r) for r in MATRIX])
-    kinds = dict(zip(df["setting"], report.unknown(df)))
+    df = normalize([AttackRecord.from_json(r) for r in MATRIX])
+    kinds = dict(zip(df["setting"], predicates.unknown(df)))
     assert kinds == {"original": False, "original_shadow_l1unstructure_0.5": True, "l1unstructure_0.5": False,
                      "l1unstructure_0.5_shadow_original": True, "slim_0.5_shadow_original": True}
-    assert set(report.plain(df)["setting"]) == {"original", "l1unstructure_0.5"}  # the headline's rows
-    assert report.table1(df).empty  # an unpruned side is Figs 12-13's, not a Table 1 draw
+    assert set(predicates.plain(df)["setting"]) == {"original", "l1unstructure_0.5"}  # the headline's rows
+    assert tables.table1(df).empty  # an unpruned side is Figs 12-13's, not a Table 1 draw
     for value, expected in (("paper_acc", [[60.0, 58.0], [64.0, 66.0]]), ("auc", [[61.0, 59.0], [65.0, 67.0]])):
-        table = report.matrix_table(report.matrix_cells(df, "l1unstructure"), value)
+        table = paper.matrix_table(paper.matrix_cells(df, "l1unstructure"), value)
         assert table.index.tolist() == table.columns.tolist() == [0.0, 0.5]  # victim rows, shadow columns
         assert table.to_numpy().tolist() == expected
-    entries = report.fig12_matrix(df, tmp_path, None)
+    entries = paper.fig12_matrix(Report(df, tmp_path, tmp_path))
     assert [e.file for e in entries] == ["fig12_matrix_toy.png"]
     assert (tmp_path / "fig12_matrix_toy.png").read_bytes()[:8] == PNG_MAGIC
-    assert report.fig12_matrix(df[df["setting"] == "original"], tmp_path, None)[0].file is None  # skipped
+    assert paper.fig12_matrix(Report(df[df["setting"] == "original"], tmp_path, tmp_path))[0].file is None  # skipped
 
 
 def test_a_cut_short_scores_file_skips_its_figure_without_a_traceback(tmp_path: Path) -> None:
     path = tmp_path / "samia.npz"
     np.savez(path, scores=np.arange(500.0), member=np.ones(500))
     data = path.read_bytes()
-    assert report.load_npz(path, ["scores"])["scores"].size == 500
+    assert files.load_npz(path, ["scores"])["scores"].size == 500
     path.write_bytes(data[:len(data) // 2])  # BadZipFile: the former (OSError, KeyError, ValueError) let it through
-    assert report.load_npz(path, ["scores"]) is None
+    assert files.load_npz(path, ["scores"]) is None
 
 
 
 def test_artifact_mode_is_its_own_series_in_the_defense_figures(results):
     """dp as the artifact ran it (--defense_mode artifact) and our dp at the same sigma are two series, not
     two points of one line (Figs 16-19 compare them)."""
-    trade = report.defense_tradeoff(results[0])
+    trade = tables.defense_tradeoff(results[0])
     assert trade["defense_mode"].isna().all()  # the fixture's records predate schema 4
     rows = trade[(trade["pruner_name"] == "l1unstructure") & (trade["attack"] == "samia") & ~trade["adaptive"]]
     ours = rows[rows["defend"] == "dpsgd"].assign(defend="dp", defense_mode="fixed")
     artifact = ours.assign(defense_mode="artifact", victim_test_acc=ours["victim_test_acc"] - 5)
-    panel = report.defense_panel(pd.concat([ours, artifact]), rows, "non-adaptive samia attack")
+    panel = paper.defense_panel(pd.concat([ours, artifact]), rows, "non-adaptive samia attack")
     lines = {s.label: len(s.x) for s in panel.series}
     assert lines == {"dp": 1, "dp (artifact)": 1, "basic (no defense)": 1}
+
+
+@pytest.mark.parametrize("argv", [[], ["--bogus"], ["log", "--attack"], ["log", "--out"], ["a", "b"]])
+def test_command_line_mistakes_are_one_error_line_without_usage(argv: list[str], capsys: pytest.CaptureFixture):
+    """The project's parser: argparse's own errors are one `error:` line with exit 2, not its usage block."""
+    with pytest.raises(SystemExit) as exit_info:
+        report.run_main(lambda: report.main(argv))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert len(captured.err.strip().splitlines()) == 1 and "usage" not in captured.err and not captured.out
+
+
+def test_an_attack_name_with_a_line_break_is_still_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    logdir = make_logdir(tmp_path)
+    with pytest.raises(SystemExit):
+        report.run_main(lambda: report.main([str(logdir), "--out", str(tmp_path / "out"), "--attack", "sam\nia"]))
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'sam\\nia'" in err
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture):
+    logdir = make_logdir(tmp_path)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "blocker").write_text("a file where a folder must go")
+    with pytest.raises(SystemExit) as exit_info:  # out/blocker/... cannot be made: a write refused by the OS
+        report.run_main(lambda: report.main([str(logdir), "--out", str(tmp_path / "locked" / "blocker" / "out")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and len(err.strip().splitlines()) == 1

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import report
 from core.results import AttackRecord
 from experiment import cli
 from launch.profiles import PAPER, QUICK, check_names
+from reporting import predicates, wemem
+from reporting.context import Report
+from reporting.records import normalize
 
 
 def test_quick_wemem_slice_orders_memscore_prunes_then_adaptive_attacks() -> None:
@@ -67,7 +69,7 @@ def records() -> list[AttackRecord]:
 
 
 def test_wemem_table_has_one_row_per_defense_with_every_attack() -> None:
-    t = report.wemem_table(report.normalize(records()))
+    t = wemem.wemem_table(normalize(records()))
     assert list(t["defense"]) == ["base", "ml2 thr0.6-wdm0.1"]  # options in flag order, not JSON's sorted order
     assert list(t["defense_seconds"]) == [2.0, 3.5] and list(t["adaptive"]) == [False, True]
     assert t[["samia acc", "samia AUC", "mentr acc", "mentr AUC"]].to_numpy().tolist() == [[64, 65, 59, 60],
@@ -75,19 +77,21 @@ def test_wemem_table_has_one_row_per_defense_with_every_attack() -> None:
 
 
 def test_premise_bars_are_original_one_shot_iterative_auc(tmp_path: Path) -> None:
-    df = report.normalize(records())
-    panel = report.premise_panel(report.plain(df), 0.6, ["samia", "mentr"])
+    df = normalize(records())
+    panel = wemem.premise_panel(predicates.plain(df), 0.6, ["samia", "mentr"])
     assert panel is not None and [t.split("\n")[0] for t in panel.xticklabels] == ["original", "l1unstructure",
                                                                                    "iter_prunetxt"]
     assert [list(s.y) for s in panel.series] == [[60, 61, 65], [55, 56, 60]]
-    entries = report.wemem_outputs(df, tmp_path, None)
+    r = Report(df, tmp_path, tmp_path)
+    entries = wemem.wemem_tables(r) + wemem.fig_wemem_premise(r)
     assert [e.file for e in entries] == ["wemem.csv", "wemem.md", "wemem_premise_c.png"]
     assert (tmp_path / "wemem_premise_c.png").stat().st_size > 0
 
 
 def test_no_iterative_records_no_wemem_outputs(tmp_path: Path) -> None:
-    df = report.normalize([r for r in records() if r.prune_iter is None])
-    assert report.wemem_outputs(df, tmp_path, None) == [] and not list(tmp_path.iterdir())
+    df = normalize([r for r in records() if r.prune_iter is None])
+    r = Report(df, tmp_path, tmp_path)
+    assert wemem.wemem_tables(r) + wemem.fig_wemem_premise(r) == [] and not list(tmp_path.iterdir())
 
 
 def test_memscore_success_bins_members_by_quintile_hand_computed() -> None:
@@ -97,8 +101,8 @@ def test_memscore_success_bins_members_by_quintile_hand_computed() -> None:
     member_scores[4] = 99.0  # ... and one medium member a score just above the 1 %-FPR threshold (98.01)
     scores = np.r_[member_scores, np.arange(100.0)]  # 100 non-members scored 0..99
     member = np.r_[np.ones(10, int), np.zeros(100, int)]
-    line = report.memscore_success(mem, scores, member)
+    line = wemem.memscore_success(mem, scores, member)
     # quintile edges 0, .18, .36, .54, .72, .9 -> bins {0, .1}, {.2, .3}, {.4, .5}, {.6, .7}, {.8, .9}
     assert line.x == pytest.approx([0.05, 0.25, 0.45, 0.65, 0.85])
     assert line.y == pytest.approx([0.0, 0.0, 50.0, 100.0, 100.0])
-    assert report.memscore_success(mem[:9], scores, member) is None  # members and mem-scores must line up
+    assert wemem.memscore_success(mem[:9], scores, member) is None  # members and mem-scores must line up
