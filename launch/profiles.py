@@ -28,7 +28,7 @@ Options = tuple[tuple[str, float], ...]
 
 @dataclass(frozen=True)
 class WeMemStudy:
-    """WeMem's grid on one config (its run_shell.sh / run_custom.sh, facts §7): mem-scores once, iterative
+    """WeMem's grid on one config (its run_shell.sh / run_custom.sh): mem-scores once, iterative
     pruning at `sparsity` without a defense and with each WeMem defense (name, hyper-parameters), attacked
     with shadows pruned and defended the same way (`--adaptive`, as WeMem's scripts do)."""
 
@@ -239,7 +239,7 @@ QUICK = [  # the longest chain first, so the two workers finish together
 ]
 
 # WeMem's run_shell.sh (Base, slide_re, ml2, slide_ml2; sparsity 0.6, prune_iter 5 from the configs) and
-# run_custom.sh (ppb 4, adv 2, relaxloss 1, dp 0.1 under iterative pruning, adaptive), facts §7; plus the
+# run_custom.sh (ppb 4, adv 2, relaxloss 1, dp 0.1 under iterative pruning, adaptive); plus the
 # one-shot l1unstructure 0.6 run of the premise (original vs one-shot vs iterative).
 WEMEM_CUSTOM = {"ppb": (4,), "adv": (2,), "relaxloss": (1,), "dp": (0.1,)}
 WEMEM_PAPER = [
