@@ -1,31 +1,25 @@
 """The step scripts' command line: `[DEVICE] CONFIG [flags]`, every config key as a `--<key>` flag (generated
 from config.py's schema, with its help and default shown once), run options, the pruned-model flags, and the
-one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own errors use too.
+one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own errors use too (core/cli.py, torch-free;
+`Parser` and `run_main` are re-exported here for the steps).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any
 
 import defenses
 import pruner
 from core import config_schema
+from core.cli import Parser, run_main  # noqa: F401 (the steps import run_main from here)
 from core.config_schema import Config, load_config
 from core.errors import UserError
 from core.setting import ModelSetting
 from defenses import DefenseOptions
 from defenses.base import ACCOUNTANTS, MODES
 from experiment import RunOptions
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are UserErrors, so they print as our one `error:` line with exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{self.prog}: {message}", f"see python {self.prog} --help")
 
 
 def _number(kind: type) -> Callable[[str], Any]:
@@ -150,15 +144,3 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
                       quiet=ns.quiet, threads=ns.threads, workers=workers, download=getattr(ns, "download", False))
     overrides = {k: getattr(ns, k) for k in config_schema.flag_keys()}
     return ns, opts, load_config(opts.config_path, overrides)
-
-
-def run_main(main: Callable[[], None]) -> None:
-    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
-    try:
-        main()
-    except UserError as e:
-        print(e.line(), file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted (finished models are kept; rerun to resume)", file=sys.stderr)
-        sys.exit(130)
