@@ -1,4 +1,4 @@
-"""Dataset registry, loaders and the artifact's victim / shadow splits (DESIGN §4, facts §2).
+"""Dataset registry, loaders and the artifact's victim / shadow splits (docs/design.md §4).
 
 Every loader returns the whole pool (official train then official test, or the single file of a tabular
 set) as one normalised float32 tensor, materialised once: the artifact uses no augmentation, so the
@@ -731,7 +731,7 @@ def _wemem_three_way(half: np.ndarray, test_part: np.ndarray, seed: int) -> tupl
 
 
 def make_wemem_splits(n: int, n_train: int | None, *, seed: int = 7, shadow_num: int = 5) -> Splits:
-    """WeMem's split (facts §0): the train part halved (victim / attack, random_state=seed); each half as
+    """WeMem's split (docs/wemem.md): the train part halved (victim / attack, random_state=seed); each half as
     _wemem_three_way, shadow i on the attack half with seed + i. Members : non-members is about 73 : 27, and
     every model's non-members share the same official test rows. The artifact's make_splits stays the default.
     """

@@ -1,4 +1,4 @@
-"""Per-sample memorization scores (Feldman & Zhang, NeurIPS'20) for the WeMem defenses (DESIGN §11).
+"""Per-sample memorization scores (Feldman & Zhang, NeurIPS'20) for the WeMem defenses (docs/design.md §10.2).
 
     mem(i) = P[model correct on i | i in S] - P[model correct on i | i not in S]
 

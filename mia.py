@@ -1,5 +1,5 @@
 """Step 3: attack the pruned (or --original, or defended) victim with shadows treated the same way, then
-report every metric (DESIGN §8-9).
+report every metric (docs/design.md §7-8).
 
     python mia.py [DEVICE] CONFIG --pruner_name l1unstructure --prune_sparsity 0.7 --attacks all
                   [--defend ppb --defend_arg 4 [--adaptive]] [--original]
@@ -176,7 +176,7 @@ def expected_outputs(exp: Experiment, setting: AttackSetting, attacks: list[Atta
 
 def base_record(exp: Experiment, setting: AttackSetting, victim: ModelFeatures, ckpt: dict[str, Any],
                 feature_seconds: float) -> AttackRecord:
-    """Everything but the attack: the setting and the victim's numbers of DESIGN §9 (accuracies, sparsity,
+    """Everything but the attack: the setting and the victim's numbers (accuracies, sparsity,
     the gaps of paper eqs. 3-4, epsilon)."""
     cfg, v, s = exp.cfg, setting.victim, setting.shadows
     m, y = victim.member == 1, victim.labels

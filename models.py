@@ -1,4 +1,4 @@
-"""Victim architectures (DESIGN §5): CIFAR variants of resnet18, vgg16bn and densenet121, and columnfc.
+"""Victim architectures (docs/design.md §5): CIFAR variants of resnet18, vgg16bn and densenet121, and columnfc.
 
 Every model is re-initialised as the artifact's BaseModel does: Xavier-normal Conv/Linear weights with zero
 bias, and weight 1 / bias 0 for every *Norm layer. Attack models live with their attacks in attackers/.

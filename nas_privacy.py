@@ -21,8 +21,8 @@ from core.errors import UserError
 from core.results import AttackRecord, append_record
 from core.storage import atomic_write, log, setup_logging
 from core.training import TrainConfig
-from experiment import resolve_device, seed_everything
-from experiment.cli import Parser, run_main
+from experiment import resolve_device, seed_everything, versions
+from experiment.cli import Parser, add_code_flags, run_main, start_code_check
 from models import build_model
 from nas import adra as A
 from nas import amia as M
@@ -46,7 +46,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="start the search again instead of resuming it")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--quiet", action="store_true", help="accepted for grid.py's runner (no progress bars anyway)")
+    add_code_flags(p)
     args = p.parse_args(argv)
+    start_code_check(args)
     if args.subcommand not in SUBCOMMANDS:
         raise UserError(f"unknown subcommand '{args.subcommand}'", "use one of: " + ", ".join(SUBCOMMANDS))
     if len(args.positional) > 2:
@@ -122,7 +124,8 @@ class Run:
                 "original": True, "seed": self.cfg["seed"], "split": self.cfg["split"],
                 "defend": "" if d["name"] == "none" else d["name"],
                 "defend_arg": None if d["name"] == "none" else float(d["arg"]),
-                "P": self.cfg["space"]["P"], "activation": self.cfg["space"]["activation"], "defense": self.defense}
+                "P": self.cfg["space"]["P"], "activation": self.cfg["space"]["activation"], "defense": self.defense,
+                "versions": versions()}
         append_record(self.logs / "results.jsonl", AttackRecord.from_json(base | fields))
 
     def search_folder(self, role: str) -> Path:

@@ -1,5 +1,5 @@
 """Step 2: prune the victim and shadow originals with one approach and sparsity, then fine-tune them with
-the shared training loop, optionally under a defense (DESIGN §6-7). A one-shot approach prunes once from
+the shared training loop, optionally under a defense (docs/design.md §5-6). A one-shot approach prunes once from
 the pretrained weights; an iterative one (WeMem's iter_pruning / iter_prunetxt) runs `prune_iter` rounds of
 `prune_epochs` epochs (pruner.iterative_prune), the defense active in every round.
 
@@ -67,7 +67,7 @@ def role_options(exp: Experiment, shadow: int | None, setting: ModelSetting, opt
 
 def fine_tune(exp: Experiment, model: nn.Module, data: SplitTensors, setting: ModelSetting, hooks: Defense,
               seed: int, label: str, desc: str) -> tuple[FitResult, dict]:
-    """Prune and fine-tune: once (one-shot approaches) or in `prune_iter` rounds (iterative ones, facts §1).
+    """Prune and fine-tune: once (one-shot approaches) or in `prune_iter` rounds (iterative ones, docs/wemem.md).
     Returns the fit result and extra checkpoint entries (one-shot: the accuracies right after pruning;
     iterative: the rounds, their schedule and measured sparsity)."""
     cfg = exp.cfg

@@ -1,8 +1,9 @@
-"""Pruning approaches of the artifact (DESIGN §6), with nni 2.2's one-shot mask rules re-implemented by hand.
+"""Pruning approaches of the artifact (docs/design.md §5), with nni 2.2's one-shot mask rules re-implemented by hand.
 
 The artifact pruned with nni 2.2 (`LevelPruner`, `L1FilterPruner`, `L2FilterPruner`, `SlimPruner`); those
-classes are gone from nni 3 and nni 3's SlimPruner is a different algorithm (reference facts §5, §11). We
-compute the masks ourselves, reproducing nni 2.2's maskers line for line in their effect:
+classes are gone from nni 3, whose SlimPruner is a different algorithm (it trains extra L1-penalised scale
+factors before masking; nni 2.2's is one global |gamma| threshold, no training) and whose `'default'` op type
+matches nothing. We compute the masks ourselves, reproducing nni 2.2's maskers line for line in their effect:
 
 * the number pruned is `int(n * sparsity)` (rounded down), where torch.nn.utils.prune would use round();
 * the cut is a threshold, the k-th smallest score (nni: `torch.topk(score, k, largest=False)[0].max()`),
@@ -22,7 +23,7 @@ before every forward. Gradients at masked positions are therefore exactly zero (
 weights in place at each forward; the effective weights are the same). Masks are computed once, from the
 pretrained weights, and stay fixed through fine-tuning.
 
-Iterative pruning (WeMem, NDSS '25; wemem facts §1): `iter_pruning` (every LEVEL_OP_TYPES layer, like
+Iterative pruning (WeMem, NDSS '25; docs/wemem.md): `iter_pruning` (every LEVEL_OP_TYPES layer, like
 l1unstructure) and `iter_prunetxt` (every Linear but the output layer: fc1 and fc2 of columnfc) re-implement
 nni 2.3's LotteryTicketPruner with reset_weights=False, i.e. iterative magnitude pruning with continued
 fine-tuning, no rewind. Round k of R (k = 0..R-1) targets the layer sparsity s_k = 1-(1-s)^(k/(R-1)) (nni:
@@ -502,7 +503,7 @@ class RoundLog:
 def iterative_prune(model: nn.Module, data: SplitTensors, train_cfg: TrainConfig, rounds: int, sparsity: float,
                     pruner_name: str, hooks_factory: Callable[[], TrainHooks], generator: torch.Generator, *,
                     model_name: str | None = None, label: str = "") -> tuple[FitResult, list[RoundLog]]:
-    """WeMem's iterative pruning (facts §1) on training.fit; returns (last round's result, per-round log).
+    """WeMem's iterative pruning (docs/wemem.md) on training.fit; returns (last round's result, per-round log).
 
     - `hooks_factory()` is called ONCE: one hooks object (a defense) serves every round, so its state
       (RMR's second Adam, a DP ledger) carries over like the optimizer; fit calls its setup per round.

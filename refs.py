@@ -1,5 +1,5 @@
-"""Step 2b: reference models for LiRA / RMIA online (DESIGN §12): models of the victim's kind, each trained on
-its half of the attacker's population (the victim's members and non-members plus the shadow pool), then
+"""Step 2b: reference models for LiRA / RMIA online (docs/reference_models.md): models of the victim's kind,
+each trained on its half of the attacker's population (the victim's members and non-members plus the shadow pool), then
 pruned and fine-tuned exactly as the victim (same approach, sparsity and defense) unless --original.
 
     python refs.py [DEVICE] CONFIG [--pruner_name l1unstructure --prune_sparsity 0.6 [--defend ppb ...] | --original]

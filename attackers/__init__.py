@@ -1,4 +1,4 @@
-"""Attack registry (DESIGN §1, §8): adding an attack is one module plus one `register_attack` line below.
+"""Attack registry (docs/design.md §2, §7): adding an attack is one module plus one `register_attack` line below.
 
 Every attack reads one `AttackInput` and returns AttackResults with one score per victim row
 (larger = member); see attackers/base.py for the class attributes a caller relies on.

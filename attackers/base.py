@@ -80,8 +80,8 @@ class Attack:
     Its class attributes are everything a caller needs, so no caller branches on an attack's name:
     `result_names` (what `run` returns, default just `name`), `artifact_lines` (the artifact's log line per
     result), `headline` (the results the report's headline table shows), `reference_set` / `min_references`
-    (the reference models it reads) and `prepare` (work before `run` that needs the victim itself; its dict
-    is merged into the AttackInput).
+    (the reference models it reads), `reads` (the AttackInput fields `run` reads) and `prepare` (work before
+    `run` that needs the victim itself; its dict is merged into the AttackInput).
     """
 
     name: ClassVar[str] = ""
@@ -98,6 +98,10 @@ class Attack:
     # victim's data, the shadows), and how many references the attack needs at the least.
     reference_set: ClassVar[str | None] = None
     min_references: ClassVar[int] = 0
+    # The AttackInput fields `run` reads besides the victim's outputs, labels and membership on the targets
+    # (target_probs, target_labels, target_member, num_cls, which every caller gives): a caller holding only
+    # some arrays (attackers/api.py) names the one an attack lacks. Default: the classic shadow-model attack's.
+    reads: ClassVar[tuple[str, ...]] = ("shadow_probs", "shadow_labels", "shadow_member")
 
     def __init__(self, config: Any = None) -> None:
         """`config`: an instance of `config_cls` (its defaults when None); attacks without settings keep None."""

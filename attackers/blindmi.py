@@ -1,6 +1,6 @@
 """BlindMI-Diff-w (Hui et al., NDSS '21), the "BlindMI" of paper §5.1.4, without shadow models.
 
-The paper ran hyhmia/BlindMI `BlindMI_Diff_W.py`; the artifact has no BlindMI at all (facts §7). That
+The paper ran hyhmia/BlindMI `BlindMI_Diff_W.py`; the artifact has no BlindMI at all (README difference 11). That
 script, which we follow:
   1. Probes the victim on the target rows and on a few (20) generated non-members (the reference set R).
   2. Shuffles the target rows into batches of 20. Per batch, all rows start as candidate members M and a
@@ -146,6 +146,7 @@ class BlindMIAttack(Attack):
     name = "blindmi"
     config_cls = BlindMIConfig
     headline = ("blindmi",)
+    reads = ("reference_probs",)  # no shadow data; `prepare` makes them by querying the victim
 
     def __init__(self, config: object | None = None) -> None:
         # A learned attack's settings (e.g. nn.TrainConfig) may be handed to every attack alike; only its

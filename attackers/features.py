@@ -1,4 +1,4 @@
-"""Attack features (paper §4.1, DESIGN §8): prediction confidence, prediction sensitivity, labels, gaps.
+"""Attack features (paper §4.1, docs/design.md §7.1): prediction confidence, prediction sensitivity, labels, gaps.
 
 Pure functions. Models are queried in eval mode without gradients (their previous mode is restored), in
 batches moved to the model's device; results come back as float64 numpy arrays on the CPU. Softmax is

@@ -150,6 +150,7 @@ class LiraOnlineAttack(LiraAttack):
     name = "lira_online"
     reference_set = "online"
     min_references = 4  # >= 2 IN and >= 2 OUT per target; the balanced pairs give N/2 of each
+    reads = ("reference_stats", "reference_in")
     variant: ClassVar[str] = "online"
 
     def __init__(self, config: LiraConfig | None = None) -> None:
@@ -162,4 +163,5 @@ class LiraOfflineAttack(LiraOnlineAttack):
     name = "lira_offline"
     reference_set = "offline"
     min_references = 2  # >= 2 OUT per target for a per-target variance
+    reads = ("reference_stats",)  # reference_in None: no reference saw a target
     variant = "offline"

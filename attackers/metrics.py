@@ -1,4 +1,4 @@
-"""Attack metrics (DESIGN §9): the paper's accuracy plus the metrics the field now expects.
+"""Attack metrics (docs/design.md §7.4): the paper's accuracy plus the metrics the field now expects.
 
 Units: every metric here is a PERCENTAGE in [0, 100] (accuracy, balanced accuracy, ROC AUC, TPR at a
 fixed FPR); the FPR bound passed to `tpr_at_fpr` is a fraction (0.01 = 1 %).
@@ -209,7 +209,7 @@ def bootstrap_ci(member: np.ndarray, scores: np.ndarray,
 
 def attack_metrics(member: np.ndarray, scores: np.ndarray, decisions: np.ndarray, *, n_bootstrap: int = 0,
                    seed: int = 0) -> dict[str, float | int]:
-    """Every per-attack metric of DESIGN §9; acc, balanced_acc, auc and tpr_* are percentages.
+    """Every per-attack metric of docs/design.md §7.4; acc, balanced_acc, auc and tpr_* are percentages.
 
     n_bootstrap > 0 adds 95 % percentile-bootstrap intervals (stratified resampling of the target points,
     `bootstrap_ci`) for the AUC and the TPR at 0.1 % FPR, from the same resamples.

@@ -6,7 +6,7 @@
 
 The attack model is trained on the pooled shadow rows (in = 1, out = 0) and applied to the victim rows
 with the artifact's schedule: SGD (momentum 0.9, weight decay 5e-4), lr 1e-3 (the code's value; the
-paper says 1e-2, facts §9.1) divided by 10 at 1/2 and 3/4 of the epochs, CE on 2 logits, batches of 128
+paper says 1e-2) divided by 10 at 1/2 and 3/4 of the epochs, CE on 2 logits, batches of 128
 reshuffled each epoch. The artifact evaluated every epoch and kept the LAST epoch's accuracy (no model
 selection), so evaluating once after the last epoch gives the same number. Scores are the final model's
 softmax member probability. Feature tensors live on the device and batches are index slices.

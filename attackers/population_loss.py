@@ -43,6 +43,7 @@ class LossAttack(Attack):
     name = "loss"
     config_cls = LossConfig
     reference_set = "offline"  # reads only the population fields, which every reference set carries
+    reads = ("population_stat",)
 
     def run(self, data: AttackInput) -> list[AttackResult]:
         if data.population_stat is None or np.size(data.population_stat) == 0:

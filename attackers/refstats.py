@@ -1,4 +1,4 @@
-"""The reference-model signal and the checks on it, shared by lira, rmia and loss (DESIGN §12).
+"""The reference-model signal and the checks on it, shared by lira, rmia and loss (docs/lira_rmia.md).
 
 The one per-(model, point) number these attacks read is LiRA's logit-scaled true-class confidence
 phi = log(p_y / (1 - p_y)) (Carlini et al. S&P '22, §IV-C): roughly Gaussian over models, unlike p_y.

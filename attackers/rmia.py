@@ -124,6 +124,7 @@ class RmiaOnlineAttack(RmiaAttack):
     name = "rmia_online"
     reference_set = "online"
     min_references = 2  # >= 1 IN and >= 1 OUT per target
+    reads = ("reference_stats", "reference_in", "population_stat", "population_ref_stats")
     variant: ClassVar[str] = "online"
 
     def __init__(self, config: RmiaConfig | None = None) -> None:
@@ -136,4 +137,5 @@ class RmiaOfflineAttack(RmiaOnlineAttack):
     name = "rmia_offline"
     reference_set = "offline"
     min_references = 1
+    reads = ("reference_stats", "population_stat", "population_ref_stats")
     variant = "offline"

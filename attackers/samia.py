@@ -1,4 +1,4 @@
-"""SAMIA, the self-attention MIA (paper §4.2, Fig. 5; facts §7), on features [p, PS, one-hot(y)].
+"""SAMIA, the self-attention MIA (paper §4.2, Fig. 5; the artifact's `transformer`), on features [p, PS, one-hot(y)].
 
 Architecture (the artifact's `transformer`):
   BatchNorm1d over the 3C inputs
@@ -198,6 +198,7 @@ class SamiaAttack(LearnedAttack):
     artifact_lines = {"samia": "SAMIA attack accuracy {:.3f}"}
     headline = ("samia",)
     proposed = ("samia",)
+    reads = ("shadow_probs", "shadow_sens", "shadow_labels", "shadow_member", "target_sens")
 
     def features(self, probs: np.ndarray, sens: np.ndarray, labels: np.ndarray, num_cls: int) -> np.ndarray:
         return samia_features(probs, sens, labels, num_cls)

@@ -7,6 +7,7 @@ experiment/cli.py builds the steps' flags on top of this; grid.py and bench.py u
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -74,9 +75,15 @@ def _show(v: float) -> str:
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly."""
+    """Entry point wrapper: a UserError is one line on stderr and exit 2; Ctrl-C exits 130 quietly. A step that
+    reused outputs made by other code ends with one note saying so (core/provenance.py's REUSE; a run that never
+    loaded provenance reused nothing, and grid.py must start without numpy, so it is looked up, not imported)."""
     try:
         main()
+        provenance = sys.modules.get("core.provenance")
+        note = provenance.REUSE.note() if provenance is not None else None
+        if note is not None:
+            logging.getLogger("prune_mia").info(note)
     except UserError as e:
         print(e.line(), file=sys.stderr)
         sys.exit(2)

@@ -1,4 +1,4 @@
-"""The config schema (DESIGN §3): every key with its type, default, bounds and help, in one place.
+"""The config schema (docs/design.md §3): every key with its type, default, bounds and help, in one place.
 
 Validation, the step scripts' `--<key>` flags (cli.py) and the README's key table all read the field
 metadata below, so a new key is one field. Precedence is CLI > JSON > defaults, as in the artifact (which
@@ -45,7 +45,7 @@ def _memscore() -> dict[str, float]:
 
 @dataclass
 class Config:
-    """One experiment's settings: the artifact's JSON keys, then the optional keys of DESIGN §3."""
+    """One experiment's settings: the artifact's JSON keys, then the optional keys (README "Configs")."""
 
     dataset_name: str = key(help="dataset registry name (datasets.py)", kind=str, flag=False)
     model_name: str = key(help="victim architecture (models.py)", kind=str, flag=False)

@@ -1,9 +1,10 @@
 """Provenance: what produced a finished output, so that it is reused only when every setting that produced it
-matches (issue 13 item 5). Pure functions, no torch: the step scripts record and check, this module says what.
+matches (docs/design.md §9). Pure functions, no torch: the step scripts record and check, this module says what.
 
 Every checkpoint, score file and attack output carries one record:
 
-    {"version": 1, "kind": ..., "settings": {...}, "split": {...}, "model_id": uuid4, "parents": {role: model_id}}
+    {"version": 2, "kind": ..., "settings": {...}, "split": {...}, "model_id": uuid4, "parents": {role: model_id},
+     "code": {"prune_mia": "0.4.0", "commit": "abc1234"}}
 
 - `settings`: the effective settings of the output, i.e. the WHOLE config and run options minus the keys listed
   below as unable to influence that kind of output (default-include: a key added to config.py later is
@@ -14,6 +15,9 @@ Every checkpoint, score file and attack output carries one record:
 - `model_id`: fresh per run that wrote the output, so a retrained model is a new model even when training is
   bit-reproducible; `parents`: the model_ids of what it was derived from (a pruned model: its original; an
   attack output: victim, shadows and references). A parent whose id changed makes the output stale.
+- `code`: the project version and commit that wrote it (core/version.py). Other code does not make an output
+  stale, but reusing one is never silent: `REUSE` counts them for the step's closing note, and refuses them
+  under --strict_version (docs/design.md §9.4). A record without `code` was made before 0.4.0.
 
 `verify` compares a record with what a run expects: the split differs -> refuse (members changed); a parent
 changed -> stale (the caller redoes it, or refuses when it cannot); a setting differs -> refuse naming it; no
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from core.errors import UserError
+from core.version import code_version, describe
 
-VERSION = 1
+VERSION = 2  # 2: the code that wrote the output (`code`)
 
 # Config keys no output depends on: where the data are read from (the split fingerprint covers which rows),
 # and the config's file name, which names the result folder the output lives in.
@@ -108,7 +114,7 @@ def new_record(kind: str, settings: Mapping[str, Any], split: Mapping[str, Any] 
     """A fresh record for an output being written now: a new model_id, whatever the output."""
     return {"version": VERSION, "kind": kind, "settings": canonical(dict(settings)),
             "split": canonical(dict(split)) if split is not None else None, "model_id": uuid.uuid4().hex,
-            "parents": dict(parents or {})}
+            "parents": dict(parents or {}), "code": code_version()}
 
 
 def first_difference(recorded: Mapping[str, Any], expected: Mapping[str, Any],
@@ -193,4 +199,42 @@ def verify(what: str, record: Mapping[str, Any] | None, expected: Expected, reme
         if old is None:
             raise UserError(f"{what} has no record of {key}, this run asks for {shown(new)}", remedy)
         raise UserError(f"{what} was {made} with {key} {shown(old)}, this run asks for {shown(new)}", remedy)
+    REUSE.reused(what, record, remedy)
     return None
+
+
+class CodeCheck:
+    """The outputs this process reuses that other code made (another version or commit, or a record from before
+    versions were recorded): one note at the end of the step, or under --strict_version a refusal of the
+    first. A step resets it when it parses its flags (experiment.cli.parse)."""
+
+    def __init__(self) -> None:
+        self.strict = False
+        self.other: dict[str, str] = {}  # output (its path) -> the code that made it, as describe() says
+
+    def start(self, strict: bool) -> None:
+        self.strict, self.other = strict, {}
+
+    def reused(self, what: str, record: Mapping[str, Any], remedy: str) -> None:
+        code = record.get("code")
+        if isinstance(code, Mapping) and dict(code) == code_version():
+            return
+        made = describe(code if isinstance(code, Mapping) else {})  # {}: made before versions were recorded
+        if self.strict:
+            raise UserError(f"{what} was made by {made}; this is {describe()}",
+                            f"{remedy}, or drop --strict_version to reuse it")
+        self.other[what] = made
+
+    def note(self) -> str | None:
+        """`note: reusing 12 outputs made by prune-mia 0.3.0 (commit 05348e4); this is ...`, or None."""
+        if not self.other:
+            return None
+        counts = Counter(self.other.values())
+        n = len(self.other)
+        by = (f"made by {next(iter(counts))}" if len(counts) == 1 else
+              "made by other code (" + ", ".join(f"{k} by {m}" for m, k in sorted(counts.items())) + ")")
+        return (f"note: reusing {n} output{'s' if n > 1 else ''} {by}; this is {describe()}; "
+                "--strict_version refuses them")
+
+
+REUSE = CodeCheck()

@@ -1,4 +1,4 @@
-"""Which population points each reference model trains on (LiRA / RMIA, DESIGN §12). Library, no CLI.
+"""Which population points each reference model trains on (LiRA / RMIA, docs/lira_rmia.md). Library, no CLI.
 
 Balanced, prefix-stable scheme. References come in complementary PAIRS: pair k draws one random half of
 the population from its own generator, seeded by (seed, k) alone; reference 2k trains on that half and

@@ -1,5 +1,5 @@
 """The results schema: one `AttackRecord` per (setting, attack), the contract between mia.py, which appends
-them to log/<config>/results.jsonl, and report.py, which reads them back (DESIGN §9).
+them to log/<config>/results.jsonl, and report.py, which reads them back (docs/design.md §8).
 
 The JSON layout is flat, one object per line, keys as the field names below (some metric names keep their
 dotted spelling, e.g. `tpr_at_0.1pct_fpr`). Version 1 records (before the `version` key existed) have the

@@ -1,4 +1,4 @@
-"""Which model: the typed name of an original, pruned or pruned-and-defended model (DESIGN §9).
+"""Which model: the typed name of an original, pruned or pruned-and-defended model (docs/design.md §10.1).
 
 One `ModelSetting` gives the artifact's folder prefix `<pruner>_<sparsity>[_<defend>[_<arg>][_<options>]]`
 (options: a WeMem defense's hyper-parameters, e.g. `_slide_ml2_s1-w15-thr0.6-wdm0.1`; private fine-tuning's

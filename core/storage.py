@@ -189,7 +189,7 @@ def npz_record(path: Path) -> dict[str, Any] | None:
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """One record per line, appended under an exclusive lock (fcntl.flock) with the whole line in one write:
-    two runs appending at once (issue 17: two launchers on one grid, possibly on a shared filesystem where
+    two runs appending at once (two launchers on one grid, possibly on a shared filesystem where
     O_APPEND alone does not keep writes apart) never interleave. A file whose last line was cut short (a
     killed run) gets its newline first, so the cut line stays one bad line that readers skip instead of
     swallowing this record too; the check and the write happen under the same lock."""

@@ -1,4 +1,4 @@
-"""The one train / evaluate / early-stop loop (DESIGN §1). Pretraining, fine-tuning and every defense use it.
+"""The one train / evaluate / early-stop loop (docs/design.md §6). Pretraining, fine-tuning and every defense use it.
 
 Data arrive as tensors already normalised (and already on the device); a batch is an index slice, so the
 loop does no per-sample Python work. Defenses plug in through `TrainHooks` (loss, optimiser step, batch

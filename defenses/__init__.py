@@ -1,4 +1,4 @@
-"""Defenses applied during fine-tuning (paper §6, DESIGN §7), looked up by name.
+"""Defenses applied during fine-tuning (paper §6, docs/design.md §6), looked up by name.
 
 Each defense is a `defenses.base.Defense` (a `training.TrainHooks`) in its own file that carries its name,
 its `--defend_arg` spec and its own option checks. Adding one is one file plus one `register_defense` line

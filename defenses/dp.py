@@ -1,4 +1,4 @@
-"""Differentially private fine-tuning, two ways (paper §6.3.1 "DP"; facts §6 "dp").
+"""Differentially private fine-tuning, two ways (paper §6.3.1 "DP"; README differences 14-15).
 
 Both take their optimiser from the DP options, not from the config: SGD with `--dp_lr` (default: dp 0.005,
 dpsgd 0.05), `--dp_momentum` (0.9; momentum is post-processing of the noisy gradients, so it costs no

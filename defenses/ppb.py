@@ -1,4 +1,4 @@
-"""PPB, pair-based posterior balancing (paper §6.2, eq. 6), as the artifact implements it (facts §6).
+"""PPB, pair-based posterior balancing (paper §6.2, eq. 6), as the artifact implements it (README difference 16).
 
 loss = CE(z, y) + lambda * KL, where the batch of logits z (size B) is sorted per row in descending order
 (the softmax of sorted logits is the sorted posterior R(f_p(x)) of eq. 6), B' = 2*floor(B/2) rows are kept,
@@ -23,7 +23,7 @@ from defenses.base import ArgSpec, Defense
 
 
 def ppb_loss(logits: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(CE + lam * KL, CE, KL) for one batch of logits (facts §6 "ppb")."""
+    """(CE + lam * KL, CE, KL) for one batch of logits: the artifact's pairs are the two halves of the batch."""
     ce = F.cross_entropy(logits, y)
     half = logits.shape[0] // 2
     if half == 0:

@@ -1,4 +1,5 @@
-"""RelaxLoss (Chen et al., ICLR'22, Algorithm 1) as the public RelaxLoss code and WeMem run it (wemem facts §4).
+"""RelaxLoss (Chen et al., ICLR'22, Algorithm 1) as the public RelaxLoss code and WeMem run it
+(docs/wemem.md).
 
 alpha = --defend_arg is the target training loss; upper = 1. With CE the batch's mean cross-entropy and the
 epoch counted from 0 inside this fine-tuning run:

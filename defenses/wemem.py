@@ -1,4 +1,4 @@
-"""WeMem's defenses (NDSS '25; wemem facts §3) as hooks of the one training loop: they choose each epoch's
+"""WeMem's defenses (NDSS '25; docs/wemem.md) as hooks of the one training loop: they choose each epoch's
 training indices and, for RMR, which of two optimizers steps a batch. They work in every iterative round
 and with one-shot pruning alike.
 
@@ -68,8 +68,8 @@ def window_indices(per_class: list[np.ndarray], epoch: int, stride: int, width: 
                    carry_clipped_end: bool = False) -> np.ndarray:
     """The epoch's window: ranks [epoch*stride, epoch*stride + width) of every class, concatenated in class order.
 
-    carry_clipped_end=True is WeMem's bug (facts §3): `end` is clipped in place, so after a class smaller than
-    the window end, every later class is cut at that smaller end too.
+    carry_clipped_end=True is WeMem's bug (README difference 20): `end` is clipped in place, so after a class
+    smaller than the window end, every later class is cut at that smaller end too.
     """
     start = epoch * stride
     end = start + width

@@ -12,11 +12,12 @@ from typing import Any
 
 import defenses
 import pruner
-from core import config_schema
+from core import config_schema, provenance
 from core.cli import Parser, run_main  # noqa: F401 (the steps import run_main from here)
 from core.config_schema import Config, load_config
 from core.errors import UserError
 from core.setting import ModelSetting
+from core.version import add_version_flag
 from defenses import DefenseOptions
 from defenses.base import ACCOUNTANTS, MODES
 from experiment import RunOptions
@@ -53,7 +54,21 @@ def base_parser(description: str) -> Parser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice); 1 is best when jobs run side by side")
+    add_code_flags(p)
     return p
+
+
+def add_code_flags(p: argparse.ArgumentParser) -> None:
+    """--version, and --strict_version for the steps that reuse finished outputs (docs/design.md §9.4)."""
+    add_version_flag(p)
+    p.add_argument("--strict_version", action="store_true",
+                   help="refuse to reuse an output made by another version or commit of this code (default: "
+                        "reuse it, with one note line naming the versions)")
+
+
+def start_code_check(ns: argparse.Namespace) -> None:
+    """After parsing: this run's reuse of outputs made by other code starts from nothing (see run_main)."""
+    provenance.REUSE.start(strict=getattr(ns, "strict_version", False))
 
 
 def add_workers_flag(p: argparse.ArgumentParser) -> None:
@@ -129,6 +144,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
           ) -> tuple[argparse.Namespace, RunOptions, Config]:
     """Parse the artifact's `[DEVICE] CONFIG` positionals and the flags, then load the config."""
     ns = parser.parse_args(argv)
+    start_code_check(ns)
     pos = ns.positional
     if len(pos) > 2:
         raise UserError(f"too many positional arguments: {' '.join(pos)}", "usage: [DEVICE] CONFIG [--flags]")

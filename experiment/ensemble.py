@@ -1,4 +1,4 @@
-"""Many models at once: K models of one architecture trained as one vectorised ensemble (issue 18).
+"""Many models at once: K models of one architecture trained as one vectorised ensemble (docs/speed.md §2).
 
 `fit_ensemble` is `training.fit` with `TrainHooks()` (plain training: the victim, the shadows, reference
 models) for K models at a time: their parameters are stacked (`torch.func.stack_module_state`) and one

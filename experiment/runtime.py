@@ -13,6 +13,7 @@ import torch
 
 from core.config_schema import Config
 from core.errors import UserError
+from core.version import code_version
 
 PHASE_SEED = {"pretrain": 0, "prune": 1}
 MAX_SHADOWS = 1000  # config.shadow_num's maximum: reference seeds start above every shadow's
@@ -101,7 +102,8 @@ def channels_last(device: torch.device, x: torch.Tensor) -> bool:
 
 
 def versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "python": platform.python_version()}
+    """What a results record says made it: torch, Python, and this code's version and commit (core/version.py)."""
+    return {"torch": torch.__version__, "python": platform.python_version()} | code_version()
 
 
 def seconds_since(start: float) -> float:

@@ -19,6 +19,7 @@ from torch import nn
 from core import provenance
 from core.errors import UserError
 from core.storage import atomic_write
+from core.version import code_version
 from nas.ops import PRIMITIVES, MixedOp, make_activation, make_op
 
 
@@ -131,8 +132,9 @@ def derive_genotype(net: SuperNet, max_inputs: int = 2) -> Genotype:
 
 
 def save_genotype(g: Genotype, path: Path, fingerprint: str | None = None) -> None:
-    """The architecture as JSON, with the fingerprint of the search settings that found it (when given)."""
-    data = g.to_json() | ({"fingerprint": fingerprint} if fingerprint is not None else {})
+    """The architecture as JSON, with the fingerprint of the search settings that found it (when given) and the
+    code that found it."""
+    data = g.to_json() | ({"fingerprint": fingerprint} if fingerprint is not None else {}) | {"code": code_version()}
     atomic_write(path, lambda f: json.dump(data, f, indent=1), mode="w")
 
 
@@ -155,6 +157,8 @@ def load_genotype(path: Path, make_hint: str, fingerprint: str | None = None) ->
             ("settings", "", "")
         raise UserError(f"architecture {path} was searched with {key} {provenance.shown(old)}, this run asks for "
                         f"{provenance.shown(new)}", remedy)
+    if fingerprint is not None:
+        provenance.REUSE.reused(str(path), data, f"search again: {make_hint} --overwrite")
     return genotype
 
 

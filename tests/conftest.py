@@ -30,3 +30,26 @@ def run_script(script: str, *args: str, cwd: Path, timeout: int = 600):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# Two lanes (pyproject.toml's markers): `pytest -m "not e2e"` runs the unit tests, the full suite adds the tests
+# marked e2e, which start processes (step scripts, git, Ray, Slurm, worker pools). The rule is enforced: a test
+# without the mark that starts a process fails, so the fast lane stays fast and the marks stay true.
+@pytest.fixture(scope="session", autouse=True)
+def _this_code() -> None:
+    """This checkout's version and commit, asked of git once, before any unit test runs (records carry it)."""
+    from core.version import code_version
+    code_version()
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    import multiprocessing.process
+    import subprocess
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it (or its file) pytest.mark.e2e")
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)

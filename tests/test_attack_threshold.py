@@ -64,7 +64,16 @@ def test_sorted_fit_fast_on_270k_rows() -> None:
     start = time.perf_counter()
     t = fit_threshold(in_vals, out_vals)
     assert time.perf_counter() - start < 2.0
-    assert 0.4 < t < 0.6  # the balanced optimum of sqrt(U) vs U is at t = 0.5
+    # The population optimum is t = 0.5 (balanced accuracy 0.5 * (1 - t^2 + t) for sqrt(U) vs U), but the
+    # maximiser of an empirical step function moves by the order of n^(-1/3) from it (Kim & Pollard's cube-root
+    # asymptotics: 0.02 at n = 135,000), so no tolerance tighter than that would be a property of the rule. What
+    # this draw pins exactly is the sample maximiser, 0.5091228793867583: the artifact's exhaustive search
+    # (fit_threshold_exhaustive) over every candidate within 0.05 of 0.5 returns it (24 s on this machine), and
+    # every candidate outside that window scores at most 0.62430 < the maximum 0.62586; two candidates reach
+    # the maximum and this is the first of them in concatenate((in, out)) order.
+    assert t == 0.5091228793867583
+    # ... with 168,982 of the 270,000 rows on their right side (balanced accuracy 168982 / 270000, equal sides)
+    assert int(np.sum(in_vals >= t) + np.sum(out_vals < t)) == 168_982
 
 
 def _rows(values: list[float], label: int) -> np.ndarray:

@@ -373,7 +373,7 @@ def test_config_mismatch_names_the_key(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ splits
 
-ARTIFACT_SIZES = {  # N: (victim train/dev/test, shadow train/dev/test), facts §2
+ARTIFACT_SIZES = {  # N: (victim train/dev/test, shadow train/dev/test), the artifact's
     60000: ((13500, 3000, 13500), (13500, 3000, 13500)),
     99289: ((22340, 4964, 22340), (22340, 4964, 22341)),
     5000: ((1125, 250, 1125), (1125, 250, 1125)),

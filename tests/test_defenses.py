@@ -1,4 +1,4 @@
-"""Defenses (DESIGN §7): each loss and update is checked against an independent hand computation
+"""Defenses (docs/design.md §6): each loss and update is checked against an independent hand computation
 (numpy, or a one-sample-at-a-time autograd loop), and each defense runs through `training.fit`."""
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_ppb_loss_matches_hand_computation(batch: int) -> None:
 # ---------------------------------------------------------------- RelaxLoss
 
 def relax_hand(z: np.ndarray, y: np.ndarray, alpha: float, epoch: int) -> float:
-    """RelaxLoss Algorithm 1 / wemem facts §4, written out in numpy."""
+    """RelaxLoss Algorithm 1 (Chen et al. ICLR '22), written out in numpy."""
     log_p = np_log_softmax(z)
     ce_rows = -log_p[np.arange(len(y)), y]
     ce = ce_rows.mean()

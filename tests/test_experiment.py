@@ -132,7 +132,7 @@ def test_wemem_grid_configs_carry_wemem_settings(tmp_path: Path) -> None:
     grid |= {f"wemem_{d}_columnfc" for d in ("location", "texas100", "purchase100")}
     configs = {p.stem: load_config(p) for p in root.glob("wemem_*.json")}
     assert set(configs) == grid
-    for stem, c in configs.items():  # wemem facts §0, §1
+    for stem, c in configs.items():  # WeMem's scripts: its split, 5 rounds of 21 epochs
         assert (c.split_scheme, c.prune_iter, c.fine_tune_epochs, c.optimizer, c.lr, c.weight_decay, c.batch_size,
                 c.early_stop, c.shadow_num, c.seed) == ("wemem", 5, 21, "adam", 1e-3, 5e-4, 128, 5, 5, 7), stem
         assert c.epochs == (50 if stem == "wemem_cinic10_densenet121" else 100)

@@ -1,4 +1,4 @@
-"""What a hostile user found (issue 13, section 7), end to end: a killed `--workers` run leaves no worker
+"""What a hostile user found, end to end: a killed `--workers` run leaves no worker
 behind, a diverged or damaged checkpoint and NaN attack scores are one `error:` line naming the culprit,
 `--defend_arg` alone is refused, and hints are commands that survive a paste into a shell."""
 from __future__ import annotations
@@ -80,6 +80,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_with_their_killed_parent(tmp_path: Path) -> None:
     # early_stop 0 and 10^5 epochs: without their parent the two workers would train for hours.
@@ -117,6 +118,7 @@ def test_workers_die_with_their_killed_parent(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ NaN models and scores
+@pytest.mark.e2e
 def test_a_checkpoint_with_nan_weights_is_refused_naming_it(work: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture) -> None:
     path = work / "result" / "digits_columnfc" / "shadow_l1unstructure_0.5_model_0" / "best.pth"
@@ -129,6 +131,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_naming_it(work: Path, monkeypa
     assert not (work / "log" / "digits_columnfc" / "results.jsonl").exists()
 
 
+@pytest.mark.e2e
 def test_a_checkpoint_that_is_no_dict_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture) -> None:
     path = work / "result" / "digits_columnfc" / "l1unstructure_0.5_model" / "best.pth"
@@ -137,6 +140,7 @@ def test_a_checkpoint_that_is_no_dict_is_one_line(work: Path, monkeypatch: pytes
     assert "holds a Tensor, not a checkpoint dict" in line and "python prune.py" in line
 
 
+@pytest.mark.e2e
 def test_nan_attack_scores_are_refused_naming_the_attack(work: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture) -> None:
     real_run = ThresholdAttack.run

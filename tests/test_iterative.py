@@ -1,4 +1,4 @@
-"""Iterative pruning (WeMem facts §1): the round schedule, each round's masks against an independent argsort
+"""Iterative pruning (docs/wemem.md): the round schedule, each round's masks against an independent argsort
 computation from the weights entering that round, masks that never grow back, one Adam carried through the
 rounds, last-epoch hand-over between rounds, the released best-dev model of the last round, and every
 existing defense running in every round."""

@@ -182,6 +182,7 @@ def test_a_failed_task_skips_its_dependants_only() -> None:
     assert "FAILED" in out.getvalue() and not progress.ok
 
 
+@pytest.mark.e2e
 def test_local_runs_the_toy_grid_and_a_rerun_does_no_work(tmp_path: Path) -> None:
     tasks = toy_grid()
     assert launch(LocalLauncher, tasks, tmp_path).ok
@@ -193,6 +194,7 @@ def test_local_runs_the_toy_grid_and_a_rerun_does_no_work(tmp_path: Path) -> Non
     assert log.count("up to date") == 0 and "up to date" in (tmp_path / "log/a/run_all.out").read_text()
 
 
+@pytest.mark.e2e
 def test_deleting_an_output_reruns_exactly_that_task_and_its_dependants(tmp_path: Path) -> None:
     tasks = toy_grid()
     assert launch(LocalLauncher, tasks, tmp_path).ok
@@ -205,6 +207,7 @@ def test_deleting_an_output_reruns_exactly_that_task_and_its_dependants(tmp_path
     assert after["m1"]["parents"] == {"p1": after["p1"]["model_id"]}
 
 
+@pytest.mark.e2e
 def test_a_killed_step_is_retried_and_a_failing_one_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the kill-once marker lands in the working folder of the step (= root)
     monkeypatch.setenv("TOY_FAULT", "p1:kill-once")
@@ -218,6 +221,7 @@ def test_a_killed_step_is_retried_and_a_failing_one_is_not(tmp_path: Path, monke
     assert progress.outcomes["a/m2"].status == "skipped"
 
 
+@pytest.mark.e2e
 def test_killed_every_time_fails_after_the_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOY_FAULT", "pre:midwrite")
     progress = launch(LocalLauncher, toy_grid(), tmp_path, retries=1)
@@ -226,6 +230,7 @@ def test_killed_every_time_fails_after_the_retries(tmp_path: Path, monkeypatch: 
     assert {o.status for k, o in progress.outcomes.items() if k != "a/pre"} == {"skipped"}
 
 
+@pytest.mark.e2e
 def test_a_kill_mid_write_leaves_no_output_that_counts_as_done(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
     tasks = toy_grid()
@@ -241,6 +246,7 @@ def test_a_kill_mid_write_leaves_no_output_that_counts_as_done(tmp_path: Path, m
     assert json.loads((folder / "p1.json").read_text())["settings"] == "s"
 
 
+@pytest.mark.e2e
 def test_real_atomic_checkpoint_write_killed_midway_keeps_the_old_file(tmp_path: Path) -> None:
     """storage.atomic_torch_save, the steps' own writer, SIGKILLed while writing: the earlier checkpoint stays."""
     target = tmp_path / "best.pth"
@@ -262,6 +268,7 @@ storage.atomic_torch_save({{"v": 2}}, {str(target)!r})
     assert sum(1 for _ in tmp_path.glob(".best.pth.*.tmp")) == 1
 
 
+@pytest.mark.e2e
 def test_two_launchers_on_one_grid_keep_every_results_line_whole(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Two local launchers at once on the same grid (each task may run twice): every record line is whole."""
@@ -283,6 +290,7 @@ def test_two_launchers_on_one_grid_keep_every_results_line_whole(tmp_path: Path,
     assert out.count("\n$ python ") == 12                              # each command's output in one piece
 
 
+@pytest.mark.e2e
 def test_grid_cli_errors_before_any_work(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     blocked = tmp_path / "noray"
@@ -303,6 +311,7 @@ def test_grid_cli_errors_before_any_work(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "error: --gpus_per_task 0.5: Slurm allocates whole GPUs" in proc.stderr
 
 
+@pytest.mark.e2e
 def test_the_readme_launcher_runs_the_toy_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """launch/README.md's example launcher, executed as written, registered and run like the others."""
     text = (ROOT / "launch" / "README.md").read_text()

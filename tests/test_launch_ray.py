@@ -21,6 +21,8 @@ import grid  # noqa: E402
 from launch.ray_backend import RayLauncher  # noqa: E402
 from launch_helpers import TINY, checkout, launch, made, numbers, runs, toy_grid  # noqa: E402
 
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
+
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).parent / "ray"
 

@@ -24,6 +24,8 @@ from launch.progress import Progress
 from launch.slurm import SlurmLauncher, SlurmStep, read_outcome, write_outcome
 from launch_helpers import args, made, runs, toy_grid
 
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

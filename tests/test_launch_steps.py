@@ -12,6 +12,8 @@ from launch.local import LocalLauncher
 from launch.tasks import build_tasks
 from launch_helpers import TINY, checkout, launch
 
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
+
 
 def snapshot(root: Path) -> dict[str, int]:
     """Every file under result/ with its modification time (ns): what a rerun rewrote."""

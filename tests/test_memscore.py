@@ -102,6 +102,7 @@ def test_bad_csv_is_a_user_error(tmp_path: Path, text: str, what: str) -> None:
         memscores.read_wemem_csv(path, 3)
 
 
+@pytest.mark.e2e
 def test_cli_imports_csv_and_bad_csv_is_one_error_line(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

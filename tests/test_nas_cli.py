@@ -54,6 +54,7 @@ def test_bad_flag_is_one_error_line(in_tmp, capsys) -> None:
     assert code == 2 and len(lines) == 1 and "--threads: invalid int value" in lines[0], lines
 
 
+@pytest.mark.e2e
 def test_unknown_subcommand(in_tmp) -> None:
     r = run_script("nas_privacy.py", "prune", "cpu", "config/nas_digits.json", cwd=in_tmp, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [

@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import run_script
+
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
 
 
 def test_pretrain_digits_end_to_end_then_skips(in_tmp: Path) -> None:

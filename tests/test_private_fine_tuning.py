@@ -1,4 +1,4 @@
-"""Private fine-tuning recovers what pruning cost (issue 13): the synthetic_purchase_columnfc victim, pretrained
+"""Private fine-tuning recovers what pruning cost: the synthetic_purchase_columnfc victim, pretrained
 and pruned (l1unstructure 0.6) by the step functions themselves, fine-tuned under dp's and dpsgd's defaults.
 
 With the artifact's optimiser (lr 1e-3, no momentum) both left the pruned victim where pruning left it
@@ -19,6 +19,8 @@ from defenses import DefenseOptions
 from experiment import Experiment, RunOptions, open_experiment
 from pretrain import train_original
 from prune import prune_one
+
+pytestmark = pytest.mark.e2e  # every test here pretrains and prunes through the step functions
 
 CONFIG = ROOT / "config" / "synthetic_purchase_columnfc.json"
 

@@ -1,4 +1,4 @@
-"""A finished result is reused only when every setting that produced it matches (issue 13 items 5 and 7):
+"""A finished result is reused only when every setting that produced it matches (docs/design.md §9):
 core/provenance.py's rules, the locked append, and the steps run as a user would on digits_columnfc."""
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ os.write(fd, b'"n": 1}\\n')
 """
 
 
+@pytest.mark.e2e
 def test_an_append_waits_for_a_writer_in_the_middle_of_its_line(tmp_path: Path) -> None:
     # A writer holding the lock writes its line in two pieces (a large line, a network filesystem); an
     # append that ignored the lock would land inside that line and break both.
@@ -107,6 +108,7 @@ for i in range(150):
 """
 
 
+@pytest.mark.e2e
 def test_two_processes_appending_at_once_leave_only_whole_lines(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     env = {"PYTHONPATH": str(ROOT)}
@@ -160,6 +162,7 @@ def work(made: Path, tmp_path: Path) -> Path:
     return tmp_path / "w"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("script, flags, named", [
     ("mia.py", (*PRUNED, *ATTACKS, "--shadow_num", "1"), "shadow_num 2, this run asks for 1"),
     ("mia.py", (*PRUNED, *ATTACKS, "--attack_epochs", "3"), "attack_epochs 2, this run asks for 3"),
@@ -182,6 +185,7 @@ def test_a_rerun_with_another_setting_is_refused_naming_it(made: Path, script: s
     assert records(made) == before
 
 
+@pytest.mark.e2e
 def test_sensitivity_settings_are_part_of_an_attack_output(work: Path) -> None:
     cfg = json.loads((work / CONFIG).read_text())
     (work / CONFIG).write_text(json.dumps(cfg | {"sensitivity": {"n": 5, "eps": 0.001}}))
@@ -189,6 +193,7 @@ def test_sensitivity_settings_are_part_of_an_attack_output(work: Path) -> None:
     assert "sensitivity.n 10, this run asks for 5" in line
 
 
+@pytest.mark.e2e
 def test_overwrite_replaces_the_old_number_with_the_new_settings(work: Path) -> None:
     ok(step(work, "mia.py", *PRUNED, "--attacks", "samia", "--shadow_num", "1", "--overwrite"))
     last = [r for r in records(work) if r["attack"] == "samia"][-1]
@@ -196,6 +201,7 @@ def test_overwrite_replaces_the_old_number_with_the_new_settings(work: Path) -> 
     assert "up to date" in ok(step(work, "mia.py", *PRUNED, "--attacks", "samia", "--shadow_num", "1"))
 
 
+@pytest.mark.e2e
 def test_a_retrained_original_makes_its_pruned_models_and_attacks_stale(work: Path) -> None:
     root = work / "result" / "digits_columnfc"
     shutil.rmtree(root / "victim_model")
@@ -216,6 +222,7 @@ def test_a_retrained_original_makes_its_pruned_models_and_attacks_stale(work: Pa
     assert "python prune.py" in line
 
 
+@pytest.mark.e2e
 def test_deleting_a_pruned_folder_remakes_exactly_it_and_its_attacks(work: Path) -> None:
     root = work / "result" / "digits_columnfc"
     shutil.rmtree(root / "shadow_l1unstructure_0.7_model_1")
@@ -230,6 +237,7 @@ def test_deleting_a_pruned_folder_remakes_exactly_it_and_its_attacks(work: Path)
     assert "up to date" in ok(step(work, "mia.py", "--original", "--attacks", "threshold"))
 
 
+@pytest.mark.e2e
 def test_scores_without_their_record_are_not_done(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed between the scores and the results record: the scores alone do not count as done."""
     import mia
@@ -253,6 +261,7 @@ def test_scores_without_their_record_are_not_done(work: Path, monkeypatch: pytes
     assert json.loads(str(npz["provenance"]))["model_id"] == committed
 
 
+@pytest.mark.e2e
 def test_a_new_split_makes_every_later_step_refuse_the_old_members(work: Path) -> None:
     root = work / "result" / "digits_columnfc"
     old = json.loads((root / "data_index.json").read_text())
@@ -270,6 +279,7 @@ def test_a_new_split_makes_every_later_step_refuse_the_old_members(work: Path) -
     assert "only pretrain.py makes the split" in line and "delete" not in line
 
 
+@pytest.mark.e2e
 def test_a_checkpoint_from_before_records_is_refused(work: Path) -> None:
     path = work / "result" / "digits_columnfc" / "l1unstructure_0.7_model" / "best.pth"
     ckpt = torch.load(path, weights_only=True)

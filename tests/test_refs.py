@@ -13,6 +13,8 @@ from conftest import ROOT, run_script
 from core import reference_splits
 from core.results import SCHEMA_VERSION
 
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
+
 FAST = ("--shadow_num", "2", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1", "--n_bootstrap", "50")
 CFG = "config/digits_columnfc.json"

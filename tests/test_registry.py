@@ -74,6 +74,7 @@ def run_in_process(monkeypatch: pytest.MonkeyPatch, work: Path, main, argv: list
     main()
 
 
+@pytest.mark.e2e
 def test_a_registered_defense_runs_through_prune_py(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with DEFENSES.registered(LabelSmoothing):
         run_in_process(monkeypatch, work, prune.main, ["--prune_sparsity", "0.5", "--defend", "label_smoothing",
@@ -86,6 +87,7 @@ def test_a_registered_defense_runs_through_prune_py(work: Path, monkeypatch: pyt
     assert "label_smoothing" not in DEFENSES  # gone again after the block
 
 
+@pytest.mark.e2e
 def test_a_registered_attack_runs_through_mia_py(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with ATTACKS.registered(ToyAttack):
         run_in_process(monkeypatch, work, mia.main, ["--original", "--attacks", "toy_conf"])

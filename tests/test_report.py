@@ -192,6 +192,7 @@ def cli_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return root / "out", done
 
 
+@pytest.mark.e2e
 def test_cli_writes_tables_figures_and_index(cli_report):
     out, done = cli_report
     assert done.returncode == 0, done.stderr
@@ -217,6 +218,7 @@ def test_cli_writes_tables_figures_and_index(cli_report):
     assert "| kept |" in md.replace("kept | why dropped", "kept |") and "attack acc > Basic's" in md
 
 
+@pytest.mark.e2e
 def test_missing_logdir_is_one_error_line_exit_2(tmp_path: Path):
     done = run_script("report.py", "nolog", cwd=tmp_path, timeout=120)
     assert done.returncode == 2
@@ -252,6 +254,7 @@ def test_markdown_numbers_follow_one_rule_per_column():
         report.to_markdown(pd.DataFrame({"confidence_gap": [0.1]}))
 
 
+@pytest.mark.e2e
 def test_every_percent_cell_of_the_markdown_tables_has_one_decimal(cli_report):
     out, done = cli_report
     assert done.returncode == 0, done.stderr

@@ -12,6 +12,8 @@ import pruner
 from conftest import ROOT, run_script
 from models import build_model
 
+pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
+
 FAST = ("--shadow_num", "1", "--epochs", "3", "--prune_epochs", "2", "--attack_epochs", "2", "--quiet",
         "--threads", "1")
 

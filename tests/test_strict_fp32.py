@@ -1,4 +1,4 @@
-"""attackers.features.sensitivity runs with TF32 off even when the caller turned it on (issue 18)."""
+"""attackers.features.sensitivity runs with TF32 off even when the caller turned it on (docs/speed.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""WeMem defenses (facts §3): each epoch's composition (which indices, which optimizer) against hand-built
+"""WeMem defenses (docs/wemem.md): each epoch's composition (which indices, which optimizer) against hand-built
 expectations on an 11-row score table, WeMem's window bug vs the fix, the per-round window replay, and the
 two Adams of RMR carried through iterative rounds."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""WeMem wired into the steps (issue 14): iterative pruning and a WeMem defense through prune.py, the
+"""WeMem wired into the steps: iterative pruning and a WeMem defense through prune.py, the
 adaptive attack through mia.py, run as a user would on digits_columnfc with tiny epochs."""
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.e2e
 def test_missing_mem_scores_is_one_error_line_naming_memscore(work: Path) -> None:
     rc, stderr = json.loads((work / "missing.txt").read_text())
     assert rc == 2
@@ -48,6 +49,7 @@ def test_missing_mem_scores_is_one_error_line_naming_memscore(work: Path) -> Non
     assert not (work / "result" / "digits_columnfc" / f"{DEFENDED}_model").exists()  # nothing trained
 
 
+@pytest.mark.e2e
 def test_iterative_prune_follows_the_schedule_round_by_round(work: Path) -> None:
     out = step(work, "prune.py", *ITER)
     assert out.returncode == 0, out.stderr
@@ -66,6 +68,7 @@ def test_iterative_prune_follows_the_schedule_round_by_round(work: Path) -> None
     assert out.stdout.count("iter 2: target layer sparsity 0.6000") == 2
 
 
+@pytest.mark.e2e
 def test_wemem_defense_names_its_folder_and_is_attacked_adaptively(work: Path) -> None:
     assert step(work, "memscore.py", "--models", "3", "--memscore_epochs", "1").returncode == 0
     out = step(work, "prune.py", *ITER, *WEMEM)
