@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch  # noqa: F401  (at collection: torch's first import runs ldconfig, a process unit tests may not start)
 
+from core.errors import UserError
 from launch.profiles import PAPER, QUICK, GridBlock
 
 
@@ -127,6 +129,7 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.e2e
 def test_grid_help_answers_without_torch() -> None:
     code = ("import runpy, sys\nsys.argv = ['grid.py', '--help']\ntry:\n    runpy.run_path('grid.py', "
             "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('imported:', sorted(m for m in ('torch', "
@@ -156,11 +159,23 @@ def test_grid_help_answers_without_torch() -> None:
                                                                                           "local cluster"),
     (["--profile", "quick", "--bogus"], "unrecognized arguments: --bogus"),
 ])
-def test_grid_refuses_bad_flags_in_one_line_before_any_work(flags: list[str], says: str) -> None:
-    proc = run([sys.executable, "grid.py", *flags])
-    assert says in one_error_line(proc) and proc.stdout == ""
+def test_grid_refuses_bad_flags_in_one_line_before_any_work(flags: list[str], says: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import grid
+
+    monkeypatch.setattr(sys, "argv", ["grid.py", *flags])
+    with pytest.raises(UserError) as e:  # run_main prints it as its line, exit 2 (the e2e test below)
+        grid.main()
+    assert says in e.value.line() and "\n" not in e.value.line()
 
 
+@pytest.mark.e2e
+def test_grid_errors_are_one_line_and_exit_2() -> None:
+    proc = run([sys.executable, "grid.py", "--profile", "quick", "--profile", "paper"])
+    assert one_error_line(proc).startswith("error: grid.py: --profile given twice") and proc.stdout == ""
+
+
+@pytest.mark.e2e
 def test_slurm_without_slurm_is_one_line_within_seconds(tmp_path: Path) -> None:
     """No sbatch on the PATH (an empty one): submitit would fail on its first submission, with a traceback."""
     pytest.importorskip("submitit", reason="without submitit the line says so instead (test_launch.py)")
@@ -174,6 +189,7 @@ def run_all(*args: str, python: str | None = None) -> subprocess.CompletedProces
     return run(["bash", "run_all.sh", *args], env={"PYTHON": python} if python else None)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args", [("--quick", "--paper"), ("--quick", "--profile", "paper"),
                                   ("--paper", "--profile=quick"), ("--quick", "--jobs", "2", "--jobs", "3"),
                                   ("--quick", "--jobs", "0"), ("--quick", "--jobs"), ("--profile",),
@@ -184,6 +200,7 @@ def test_run_all_refuses_two_profiles_and_bad_arguments(args: tuple[str, ...]) -
     assert proc.stdout == ""  # no grid started (the paper grid used to run for --quick --paper)
 
 
+@pytest.mark.e2e
 def test_run_all_with_a_bad_python_says_so_in_one_line(tmp_path: Path) -> None:
     script = tmp_path / "not_python"
     script.write_text("#!/bin/sh\nexit 0\n")  # runs, answers nothing, exits 0: a silent success before

@@ -335,6 +335,7 @@ def step_lines(root: Path) -> int:
     return path.read_text().count("\n$ python ") if path.exists() else 0
 
 
+@pytest.mark.e2e
 def test_a_finished_grid_reruns_without_starting_a_step(tmp_path: Path) -> None:
     tasks = toy_grid(record=True)
     first = drive(LocalLauncher, tasks, tmp_path)
@@ -348,6 +349,7 @@ def test_a_finished_grid_reruns_without_starting_a_step(tmp_path: Path) -> None:
     assert started(rechecked) == {t.id for t in tasks} and step_lines(tmp_path) == 12 and len(runs(tmp_path)) == 6
 
 
+@pytest.mark.e2e
 def test_a_record_keeps_a_task_out_only_while_everything_it_names_matches(tmp_path: Path) -> None:
     tasks = toy_grid(record=True)
     assert drive(LocalLauncher, tasks, tmp_path).ok
@@ -379,6 +381,7 @@ def test_a_record_keeps_a_task_out_only_while_everything_it_names_matches(tmp_pa
     assert started(drive(LocalLauncher, tasks, tmp_path)) == set()
 
 
+@pytest.mark.e2e
 def test_another_config_code_python_or_overwrite_starts_the_steps(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     tasks = toy_grid()
@@ -399,6 +402,7 @@ def test_another_config_code_python_or_overwrite_starts_the_steps(tmp_path: Path
     assert started(drive(LocalLauncher, nameless, tmp_path)) == {t.id for t in tasks}
 
 
+@pytest.mark.e2e
 def test_a_failed_step_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOY_FAULT", "p2:fail")
     progress = drive(LocalLauncher, toy_grid(), tmp_path)
