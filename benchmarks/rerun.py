@@ -17,6 +17,7 @@ from launch.driver import run_grid
 from launch.local import LocalLauncher
 from launch.profiles import GridBlock
 from launch.progress import UP_TO_DATE, Progress
+from launch.records import code_folders
 from launch.tasks import Task, build_tasks
 
 # The launcher tests' small real grid (victim + 1 shadow, 3 epochs; every attack), one or three sparsities.
@@ -29,9 +30,8 @@ def checkout(root: Path, config: str) -> None:
     """A working folder as run_all.sh sees the repository: the scripts and packages (linked) and the config."""
     (root / "config").mkdir(parents=True)
     shutil.copy(ROOT / "config" / f"{config}.json", root / "config")
-    for path in ROOT.iterdir():
-        if path.suffix == ".py" or (path / "__init__.py").exists():
-            (root / path.name).symlink_to(path)
+    for path in [*ROOT.glob("*.py"), ROOT / "pyproject.toml", *code_folders(ROOT)]:
+        (root / path.name).symlink_to(path)
 
 
 def run(tasks: list[Task], root: Path, jobs: int, recheck: bool) -> tuple[float, int]:

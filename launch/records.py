@@ -56,14 +56,21 @@ def sha256_file(path: Path) -> str | None:
         return None
 
 
+def code_folders(root: Path) -> list[Path]:
+    """The repository's code folders: those with a *.py file of their own (packages, core/ a namespace one
+    among them), tests/ and hidden folders aside; data, results and virtual environments hold none."""
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and p.name != "tests" and any(p.glob("*.py")))
+
+
 @functools.cache
 def code_hash(root: Path) -> str:
-    """SHA-256 over the project's sources: the root's *.py and pyproject.toml, and every *.py of its packages
-    (folders with an __init__.py; tests/ is not one). Computed once per process."""
+    """SHA-256 over the project's sources: the root's *.py and pyproject.toml, and every *.py under its code
+    folders. Computed once per process."""
     root = Path(root)
     files = [*root.glob("*.py"), root / "pyproject.toml"]
-    for package in sorted(p for p in root.iterdir() if (p / "__init__.py").is_file()):
-        files += package.rglob("*.py")
+    for folder in code_folders(root):
+        files += folder.rglob("*.py")
     h = hashlib.sha256()
     for path in sorted(set(files)):
         if path.is_file():

@@ -434,3 +434,20 @@ def test_every_grid_task_names_its_files_and_they_are_where_the_steps_write() ->
     assert not fnmatch.fnmatchcase(f"{root}/shadow_l1unstructure_0.6_ppb_4.0_model_0/x",
                                    f"{root}/shadow_l1unstructure_0.6_model_*")
     assert files.match(["no/such/folder/*"]) == {}
+
+
+def test_the_code_hash_covers_every_code_folder_and_nothing_else(tmp_path: Path) -> None:
+    files = {"grid.py": "a", "pyproject.toml": 'version = "1"', "core/errors.py": "b",  # core/: no __init__
+             "pkg/__init__.py": "", "pkg/sub/deep.py": "c", "tests/test_x.py": "d", "data/rows.csv": "e",
+             ".venv/lib/site.py": "f", "env/lib/python3.11/site.py": "g", "README.md": "h"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    code_hash = records.code_hash.__wrapped__  # uncached
+    base = code_hash(tmp_path)
+    for name in files:
+        (tmp_path / name).write_text(files[name] + " edited")
+        counts = name in ("grid.py", "pyproject.toml", "core/errors.py", "pkg/__init__.py", "pkg/sub/deep.py")
+        assert (code_hash(tmp_path) != base) == counts, name
+        (tmp_path / name).write_text(files[name])
+    assert code_hash(tmp_path) == base
