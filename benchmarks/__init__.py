@@ -1,6 +1,6 @@
 """bench.py's sections: one module each (its measurements and one `Section.run`), registered here in the order
 bench.py runs and numbers them (`### 4. ...` is the fourth entry, whichever sections a run picks). Adding a
-section is one module plus one line below."""
+section is one module (its `SECTION = Section(name, help, run)`) plus its name in the tuple below."""
 from __future__ import annotations
 
 import argparse
@@ -8,25 +8,27 @@ import re
 
 import torch
 
+from benchmarks import (
+    device,
+    ensemble,
+    mem_scores,
+    pipeline,
+    references,
+    rerun,
+    samia,
+    sensitivity,
+    threshold,
+    train_loop,
+    workers,
+)
 from benchmarks.common import CONFIGS, PROFILES, ROOT, Bench, Section
-from benchmarks.device import Device
-from benchmarks.ensemble import Ensemble
-from benchmarks.mem_scores import MemScores
-from benchmarks.pipeline import Pipeline
-from benchmarks.references import References
-from benchmarks.rerun import Rerun
-from benchmarks.samia import Samia
-from benchmarks.sensitivity import Sensitivity
-from benchmarks.threshold import Threshold
-from benchmarks.train_loop import TrainingLoop
-from benchmarks.workers import Workers
 from core.errors import UserError
 from core.registry import Registry
 
-SECTIONS: Registry[type[Section]] = Registry("bench section")
-for _section in (TrainingLoop, Sensitivity, Threshold, Pipeline, Workers, MemScores, References, Samia, Ensemble,
-                 Rerun, Device):
-    SECTIONS.register(_section)
+SECTIONS: Registry[Section] = Registry("bench section")
+for _module in (train_loop, sensitivity, threshold, pipeline, workers, mem_scores, references, samia, ensemble, rerun,
+                device):
+    SECTIONS.register(_module.SECTION)
 
 # Flags only some sections read: given without any of them, they would be ignored without a word.
 CUDA_FLAGS = ("device", "bench_rows", "bench_models", "bench_attack_epochs")
@@ -42,7 +44,7 @@ def comma_list(text: str, flag: str) -> list[str]:
     return items
 
 
-def plan(args: argparse.Namespace) -> tuple[Bench, list[tuple[int, type[Section]]]]:
+def plan(args: argparse.Namespace) -> tuple[Bench, list[tuple[int, Section]]]:
     """The run's settings and its (number, section) list, every flag checked before any measurement."""
     if args.sections is None:  # what this machine can run: no cuda without CUDA
         chosen = [s for s in SECTIONS if s.unavailable(None) is None]
@@ -73,7 +75,7 @@ def plan(args: argparse.Namespace) -> tuple[Bench, list[tuple[int, type[Section]
         raise UserError("--configs without a section that reads it",
                         "sections that do: " + ", ".join(s.name for s in SECTIONS if s.uses_configs))
     given = [f"--{f}" for f in CUDA_FLAGS if getattr(args, f) is not None]
-    if given and Device not in chosen:
+    if given and SECTIONS.get("cuda") not in chosen:
         raise UserError(f"{', '.join(given)} without --sections cuda, the only section that reads "
                         + ("it" if len(given) == 1 else "them"))
     number = {s: i for i, s in enumerate(SECTIONS, 1)}

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,23 +83,18 @@ class Bench:
     bench_attack_epochs: int
 
 
+@dataclass(frozen=True)
 class Section:
-    """One part of bench.py (its own module, registered in benchmarks/__init__.py): `run` measures and returns
-    Markdown whose first line is the heading (bench.py numbers it by the registry's order)."""
+    """One part of bench.py (its own module's SECTION, registered in benchmarks/__init__.py): `run` measures and
+    returns Markdown whose first line is the heading (bench.py numbers it by the registry's order)."""
 
-    name = ""
-    help = ""
-    uses_configs = False    # measured once per --configs entry
-    config_flags = False    # needs the profile's flags of each config (Profile.pipeline / workers / refs)
-
-    @classmethod
-    def unavailable(cls, bench: Bench | None) -> str | None:
-        """Why this machine cannot run the section (None: it can). `bench` is None when choosing the defaults."""
-        return None
-
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        raise NotImplementedError
+    name: str
+    help: str
+    run: Callable[[Bench], str]
+    uses_configs: bool = False   # measured once per --configs entry
+    config_flags: bool = False   # needs the profile's flags of each config (Profile.pipeline / workers / refs)
+    # why this machine cannot run it (None: it can); bench is None when bench.py chooses the defaults
+    unavailable: Callable[[Bench | None], str | None] = lambda bench: None
 
 
 def now() -> float:

@@ -216,18 +216,17 @@ def device_report(b: DeviceBench, device: torch.device, counts: dict[str, int]) 
     return head + "\n" + table(["what", "wall time", "note"], rows)
 
 
-class Device(Section):
-    name = "cuda"
-    help = "the paper-scale projection on a GPU (--device, --bench_rows, --bench_models, --bench_attack_epochs)"
+def unavailable(bench: Bench | None) -> str | None:
+    if (bench is None or bench.device.type == "cuda") and not torch.cuda.is_available():
+        return "it needs a CUDA device and none is visible here (use --device cpu to exercise it on the CPU)"
+    return None
 
-    @classmethod
-    def unavailable(cls, bench: Bench | None) -> str | None:
-        if (bench is None or bench.device.type == "cuda") and not torch.cuda.is_available():
-            return "it needs a CUDA device and none is visible here (use --device cpu to exercise it on the CPU)"
-        return None
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        b = run_device_bench(bench.device, bench.bench_rows, bench.bench_models,
-                             attack_epochs=bench.bench_attack_epochs)
-        return device_report(b, bench.device, paper_grid_counts())
+def run(bench: Bench) -> str:
+    b = run_device_bench(bench.device, bench.bench_rows, bench.bench_models,
+                         attack_epochs=bench.bench_attack_epochs)
+    return device_report(b, bench.device, paper_grid_counts())
+
+
+SECTION = Section("cuda", "the paper-scale projection on a GPU (--device, --bench_rows, --bench_models, "
+                          "--bench_attack_epochs)", run, unavailable=unavailable)

@@ -51,12 +51,10 @@ def bench_ensemble(prof: Profile, k: int = 6, rows: int = 4950, epochs: int = 1)
              f"{best['alone'] / best['ensemble']:.2f}x"]]
 
 
-class Ensemble(Section):
-    name = "ensemble"
-    help = "many models at once: training.fit one at a time vs ensemble.fit_ensemble"
+def run(bench: Bench) -> str:
+    return ("Many models at once: `training.fit` one at a time vs `ensemble.fit_ensemble`\n\n"
+            + table(["work", "one at a time", "at once", "models/h one at a time", "models/h at once",
+                     "speedup"], bench_ensemble(bench.prof)))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        return ("Many models at once: `training.fit` one at a time vs `ensemble.fit_ensemble`\n\n"
-                + table(["work", "one at a time", "at once", "models/h one at a time", "models/h at once",
-                         "speedup"], bench_ensemble(bench.prof)))
+
+SECTION = Section("ensemble", "many models at once: training.fit one at a time vs ensemble.fit_ensemble", run)

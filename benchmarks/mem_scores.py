@@ -23,13 +23,10 @@ def bench_memscore(stem: str, prof: Profile, models: int = 2) -> list[str]:
             f"{fmt_s(int(cfg.memscore['models']) * per_model)} for K = {int(cfg.memscore['models'])}"]
 
 
-class MemScores(Section):
-    name = "memscore"
-    help = "mem-score models per hour (memscore.py)"
-    uses_configs = True
+def run(bench: Bench) -> str:
+    rows = [bench_memscore(c, bench.prof) for c in bench.configs]
+    return ("Mem-score models (`memscore.py`, Feldman & Zhang subsets; one process)\n\n"
+            + table(["config", "data, epochs per model", "per model", "models per hour", "the config's K"], rows))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        rows = [bench_memscore(c, bench.prof) for c in bench.configs]
-        return ("Mem-score models (`memscore.py`, Feldman & Zhang subsets; one process)\n\n"
-                + table(["config", "data, epochs per model", "per model", "models per hour", "the config's K"], rows))
+
+SECTION = Section("memscore", "mem-score models per hour (memscore.py)", run, uses_configs=True)

@@ -79,20 +79,18 @@ def bench_pipeline(stem: str, prof: Profile, threads: int | None) -> tuple[list[
     return rows, " ".join(flags) or "(config as is)"
 
 
-class Pipeline(Section):
-    name = "pipeline"
-    help = "one full setting through the step scripts, each step's and each attack's time"
-    uses_configs = config_flags = True
+def run(bench: Bench) -> str:
+    imp = import_seconds()
+    rows, used = [], []
+    for c in bench.configs:
+        say(f" {c}")
+        r, flags = bench_pipeline(c, bench.prof, bench.threads)
+        rows += r
+        used.append(f"`{c}`: {flags}")
+    return ("One full setting through the step scripts (l1unstructure 0.7, all attacks)\n\n"
+            + "Flags: " + "; ".join(used) + f". Every step also pays ~{fmt_s(imp)} to start Python and import "
+            "torch + the project.\n\n" + table(["config", "step", "wall time", "what"], rows))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        imp = import_seconds()
-        rows, used = [], []
-        for c in bench.configs:
-            say(f" {c}")
-            r, flags = bench_pipeline(c, bench.prof, bench.threads)
-            rows += r
-            used.append(f"`{c}`: {flags}")
-        return ("One full setting through the step scripts (l1unstructure 0.7, all attacks)\n\n"
-                + "Flags: " + "; ".join(used) + f". Every step also pays ~{fmt_s(imp)} to start Python and import "
-                "torch + the project.\n\n" + table(["config", "step", "wall time", "what"], rows))
+
+SECTION = Section("pipeline", "one full setting through the step scripts, each step's and each attack's time",
+                  run, uses_configs=True, config_flags=True)

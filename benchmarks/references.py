@@ -35,15 +35,12 @@ def bench_refs(stem: str, prof: Profile, threads: int | None) -> list[list[str]]
     return rows
 
 
-class References(Section):
-    name = "refs"
-    help = "reference models per hour (refs.py)"
-    uses_configs = config_flags = True
+def run(bench: Bench) -> str:
+    rows = [r for c in bench.configs for r in bench_refs(c, bench.prof, bench.threads)]
+    return ("Reference models for LiRA / RMIA online (`refs.py`, one process)\n\n"
+            "Pruned references start from the original ones, so their rate is prune + fine-tune only; a "
+            "pruned setting made from scratch costs both rows.\n\n"
+            + table(["config", "references", "flags", "made", "references per hour", "refs.py wall"], rows))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        rows = [r for c in bench.configs for r in bench_refs(c, bench.prof, bench.threads)]
-        return ("Reference models for LiRA / RMIA online (`refs.py`, one process)\n\n"
-                "Pruned references start from the original ones, so their rate is prune + fine-tune only; a "
-                "pruned setting made from scratch costs both rows.\n\n"
-                + table(["config", "references", "flags", "made", "references per hour", "refs.py wall"], rows))
+
+SECTION = Section("refs", "reference models per hour (refs.py)", run, uses_configs=True, config_flags=True)

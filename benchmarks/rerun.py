@@ -34,7 +34,7 @@ def checkout(root: Path, config: str) -> None:
         (root / path.name).symlink_to(path)
 
 
-def run(tasks: list[Task], root: Path, jobs: int, recheck: bool) -> tuple[float, int]:
+def timed_run(tasks: list[Task], root: Path, jobs: int, recheck: bool) -> tuple[float, int]:
     """One grid run through the driver on the local launcher: (wall seconds, tasks whose step was started)."""
     progress = Progress(tasks, "bench rerun", out=io.StringIO())
     launcher = LocalLauncher(argparse.Namespace(jobs=jobs, gpus_per_task=0.0), Context(root, sys.executable, 0))
@@ -46,32 +46,30 @@ def run(tasks: list[Task], root: Path, jobs: int, recheck: bool) -> tuple[float,
     return seconds, sum(o.tail != UP_TO_DATE for o in progress.outcomes.values())
 
 
-class Rerun(Section):
-    name = "rerun"
-    help = "a no-op rerun of a finished grid: task records vs every step checking its outputs"
+def run(bench: Bench) -> str:
+    block = GRIDS[bench.quick]
+    jobs = min(2, os.cpu_count() or 1)  # run_all.sh --quick's default
+    tasks = build_tasks([block.commands()], cpus=1)
+    with tempfile.TemporaryDirectory(prefix="prune_mia_bench_") as tmp:
+        root = Path(tmp)
+        checkout(root, block.config)
+        first, _ = timed_run(tasks, root, jobs, recheck=False)
+        best = {True: (float("inf"), 0), False: (float("inf"), 0)}
+        for _ in range(bench.prof.repeats):  # interleaved: the steps' checks, then the records
+            for recheck in (True, False):
+                seconds, started = timed_run(tasks, root, jobs, recheck)
+                best[recheck] = min(best[recheck], (seconds, started))
+    (steps_s, steps_n), (fast_s, fast_n) = best[True], best[False]
+    n = len(tasks)
+    row = [f"{block.config}, {n} tasks ({FLAGS})", fmt_s(first), f"{fmt_s(steps_s)} ({steps_n} steps started)",
+           f"{fmt_s(fast_s)} ({fast_n} steps started)", f"{fmt_s(steps_s / n)} vs {fmt_s(fast_s / n)}",
+           f"**{steps_s / fast_s:,.0f}x**"]
+    return ("A no-op rerun of a finished grid: task records vs each step checking its outputs\n\n"
+            f"`--jobs {jobs}`, local launcher, through the grid driver in this process; best of "
+            f"{bench.prof.repeats}, alternating. A `grid.py` run also pays once, either way, for its own start "
+            f"(Python, torch and the project imported: {fmt_s(import_seconds())} here), not per task.\n\n"
+            + table(["grid", "first run", "rerun, every step checks its outputs (`--recheck`)",
+                     "rerun, task records (default)", "per task", "speedup"], [row]))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        block = GRIDS[bench.quick]
-        jobs = min(2, os.cpu_count() or 1)  # run_all.sh --quick's default
-        tasks = build_tasks([block.commands()], cpus=1)
-        with tempfile.TemporaryDirectory(prefix="prune_mia_bench_") as tmp:
-            root = Path(tmp)
-            checkout(root, block.config)
-            first, _ = run(tasks, root, jobs, recheck=False)
-            best = {True: (float("inf"), 0), False: (float("inf"), 0)}
-            for _ in range(bench.prof.repeats):  # interleaved: the steps' checks, then the records
-                for recheck in (True, False):
-                    seconds, started = run(tasks, root, jobs, recheck)
-                    best[recheck] = min(best[recheck], (seconds, started))
-        (steps_s, steps_n), (fast_s, fast_n) = best[True], best[False]
-        n = len(tasks)
-        row = [f"{block.config}, {n} tasks ({FLAGS})", fmt_s(first), f"{fmt_s(steps_s)} ({steps_n} steps started)",
-               f"{fmt_s(fast_s)} ({fast_n} steps started)", f"{fmt_s(steps_s / n)} vs {fmt_s(fast_s / n)}",
-               f"**{steps_s / fast_s:,.0f}x**"]
-        return ("A no-op rerun of a finished grid: task records vs each step checking its outputs\n\n"
-                f"`--jobs {jobs}`, local launcher, through the grid driver in this process; best of "
-                f"{bench.prof.repeats}, alternating. A `grid.py` run also pays once, either way, for its own start "
-                f"(Python, torch and the project imported: {fmt_s(import_seconds())} here), not per task.\n\n"
-                + table(["grid", "first run", "rerun, every step checks its outputs (`--recheck`)",
-                         "rerun, task records (default)", "per task", "speedup"], [row]))
+
+SECTION = Section("rerun", "a no-op rerun of a finished grid: task records vs every step checking its outputs", run)

@@ -71,18 +71,16 @@ def gemm_share(fn: Any) -> float:
     return gemm / total
 
 
-class Samia(Section):
-    name = "samia"
-    help = "one SAMIA training epoch, before (nn.TransformerEncoder) vs now"
+def run(bench: Bench) -> str:
+    rows = bench_samia(bench.prof)
+    return ("SAMIA: one training epoch, before (nn.TransformerEncoder) vs now (own encoder layer)\n\n"
+            f"Batch 128, SGD, random features; best of {bench.prof.repeats} interleaved epochs after one "
+            "warm-up.\n\n"
+            + table(["rows x classes", "before", "now", "speedup", "matrix products' share of now",
+                     "speedup if everything else were free"], rows)
+            + "\n\nThe last column bounds what any rewrite of the same architecture can reach on this CPU: "
+            "the matrix products (profiled, one epoch of `now`) already run near the core's fp32 peak (86 GFLOP/s "
+            "measured for the 2560x64x192 product on an idle moment of the 2-core AVX2 EPYC this was written on).")
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        rows = bench_samia(bench.prof)
-        return ("SAMIA: one training epoch, before (nn.TransformerEncoder) vs now (own encoder layer)\n\n"
-                f"Batch 128, SGD, random features; best of {bench.prof.repeats} interleaved epochs after one "
-                "warm-up.\n\n"
-                + table(["rows x classes", "before", "now", "speedup", "matrix products' share of now",
-                         "speedup if everything else were free"], rows)
-                + "\n\nThe last column bounds what any rewrite of the same architecture can reach on this CPU: "
-                "the matrix products (profiled, one epoch of `now`) already run near the core's fp32 peak (86 GFLOP/s "
-                "measured for the 2560x64x192 product on an idle moment of the 2-core AVX2 EPYC this was written on).")
+
+SECTION = Section("samia", "one SAMIA training epoch, before (nn.TransformerEncoder) vs now", run)

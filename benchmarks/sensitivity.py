@@ -54,13 +54,10 @@ def bench_sensitivity(stem: str, prof: Profile) -> list[str]:
     return [stem, f"{rows} x (1 + {n})", fmt_rate(lp), fmt_rate(b), f"{b / lp:.2f}x", f"{diff:.1e}"]
 
 
-class Sensitivity(Section):
-    name = "sens"
-    help = "sensitivity features: batched noisy copies vs a plain loop"
-    uses_configs = True
+def run(bench: Bench) -> str:
+    rows = [bench_sensitivity(c, bench.prof) for c in bench.configs]
+    return "Sensitivity features (victim train + test rows, same noise)\n\n" + table(
+        ["config", "forwards", "plain loop rows/s", "batched rows/s", "speedup", "max rel. diff"], rows)
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        rows = [bench_sensitivity(c, bench.prof) for c in bench.configs]
-        return "Sensitivity features (victim train + test rows, same noise)\n\n" + table(
-            ["config", "forwards", "plain loop rows/s", "batched rows/s", "speedup", "max rel. diff"], rows)
+
+SECTION = Section("sens", "sensitivity features: batched noisy copies vs a plain loop", run, uses_configs=True)

@@ -59,11 +59,9 @@ def bench_threshold(prof: Profile) -> list[list[str]]:
     return rows
 
 
-class Threshold(Section):
-    name = "threshold"
-    help = "threshold fitting: sort + cumulative pass vs the exhaustive search"
+def run(bench: Bench) -> str:
+    return ("Threshold fitting (135k in + 135k out shadow rows, values rounded to 4 decimals: ties)\n\n"
+            + table(["what", "time", "note"], bench_threshold(bench.prof)))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        return ("Threshold fitting (135k in + 135k out shadow rows, values rounded to 4 decimals: ties)\n\n"
-                + table(["what", "time", "note"], bench_threshold(bench.prof)))
+
+SECTION = Section("threshold", "threshold fitting: sort + cumulative pass vs the exhaustive search", run)

@@ -87,30 +87,28 @@ def bench_training(stem: str, prof: Profile) -> tuple[list[str], list[str]]:
     return row, fit_row
 
 
-class TrainingLoop(Section):
-    name = "train"
-    help = "training loop vs a bare optimiser step; fit()'s overhead per epoch"
-    uses_configs = True
+def run(bench: Bench) -> str:
+    rows, fit_rows = [], []
+    for c in bench.configs:
+        r, f = bench_training(c, bench.prof)
+        rows.append(r)
+        fit_rows.append(f)
+    return "\n".join([
+        "Training loop vs the floor (batch 128, CPU)\n",
+        "Floor: forward + backward + optimiser step on fixed in-memory batches, nothing else. Ours: "
+        "`training.train_one_epoch` with `TrainHooks()` over the victim train split (shuffled index "
+        "slices, last partial batch, per-batch stats).\n",
+        table(["config", "params, layout, optimizer", "victim train rows", "floor rows/s (batch 128)",
+               "floor rows/s (epoch's batch sizes)", "ours rows/s", "ours / floor",
+               "ours / floor with the epoch's batches"], rows),
+        "\nThe second floor runs the epoch's own batch sizes (the last batch is partial) on pre-sliced "
+        "data, so the last column is the cost of the loop itself (shuffle, index gather, per-batch stats): "
+        "1.00 = none. The gap between the two floors is the partial last batch.",
+        "\n`fit()` per epoch (one instrumented run from a fresh model, every epoch run): what it adds "
+        "to `train_one_epoch`.\n",
+        table(["config", "epochs", "fit / epoch", "train_one_epoch", "overhead (share of fit)",
+               "evaluate dev + test", "state_dict deepcopy", "other (logging, tqdm)"], fit_rows)])
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        rows, fit_rows = [], []
-        for c in bench.configs:
-            r, f = bench_training(c, bench.prof)
-            rows.append(r)
-            fit_rows.append(f)
-        return "\n".join([
-            "Training loop vs the floor (batch 128, CPU)\n",
-            "Floor: forward + backward + optimiser step on fixed in-memory batches, nothing else. Ours: "
-            "`training.train_one_epoch` with `TrainHooks()` over the victim train split (shuffled index "
-            "slices, last partial batch, per-batch stats).\n",
-            table(["config", "params, layout, optimizer", "victim train rows", "floor rows/s (batch 128)",
-                   "floor rows/s (epoch's batch sizes)", "ours rows/s", "ours / floor",
-                   "ours / floor with the epoch's batches"], rows),
-            "\nThe second floor runs the epoch's own batch sizes (the last batch is partial) on pre-sliced "
-            "data, so the last column is the cost of the loop itself (shuffle, index gather, per-batch stats): "
-            "1.00 = none. The gap between the two floors is the partial last batch.",
-            "\n`fit()` per epoch (one instrumented run from a fresh model, every epoch run): what it adds "
-            "to `train_one_epoch`.\n",
-            table(["config", "epochs", "fit / epoch", "train_one_epoch", "overhead (share of fit)",
-                   "evaluate dev + test", "state_dict deepcopy", "other (logging, tqdm)"], fit_rows)])
+
+SECTION = Section("train", "training loop vs a bare optimiser step; fit()'s overhead per epoch",
+                  run, uses_configs=True)

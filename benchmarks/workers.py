@@ -33,16 +33,14 @@ def bench_workers(stem: str, prof: Profile) -> list[str]:
             str(cores), f"**{walls[1] / walls[cores]:.2f}x**"]
 
 
-class Workers(Section):
-    name = "workers"
-    help = "victim + shadows: one process vs one process per core (pretrain.py --workers)"
-    uses_configs = config_flags = True
+def run(bench: Bench) -> str:
+    rows = [bench_workers(c, bench.prof) for c in bench.configs]
+    return ("Victim + shadows: one process vs one process per core (`pretrain.py --workers`)\n\n"
+            "Whole `pretrain.py` runs (Python start, imports and data loading included), best of "
+            f"{bench.prof.repeats}, alternating.\n\n"
+            + table(["config", "what", f"1 process, {os.cpu_count()} threads", "N processes, 1 thread each",
+                     "N", "speedup"], rows))
 
-    @classmethod
-    def run(cls, bench: Bench) -> str:
-        rows = [bench_workers(c, bench.prof) for c in bench.configs]
-        return ("Victim + shadows: one process vs one process per core (`pretrain.py --workers`)\n\n"
-                "Whole `pretrain.py` runs (Python start, imports and data loading included), best of "
-                f"{bench.prof.repeats}, alternating.\n\n"
-                + table(["config", "what", f"1 process, {os.cpu_count()} threads", "N processes, 1 thread each",
-                         "N", "speedup"], rows))
+
+SECTION = Section("workers", "victim + shadows: one process vs one process per core (pretrain.py --workers)",
+                  run, uses_configs=True, config_flags=True)
