@@ -7,38 +7,56 @@
 #            --launcher local|ray|slurm (default local) and any other grid.py flag (python grid.py --help),
 #            e.g. --launcher ray --address HOST:6379, or --launcher slurm --partition gpu --gpus_per_task 1
 #
-# The grid itself lives in grid.py (one line per config block). A rerun skips finished work (the steps
-# check their outputs); a failing task is reported at the end and does not stop the tasks that do not need it.
+# The grid itself lives in launch/profiles.py (one line per config block). A rerun skips finished work (tasks
+# whose records match, without starting them; the others' steps check their outputs); a failing task is
+# reported at the end and does not stop the tasks that do not need it. PYTHON=... picks the interpreter.
 set -uo pipefail
 cd "$(dirname "$0")"
 
+die() { echo "error: $1" >&2; exit 2; }
+
 profile="" dry="" jobs="" extra=()
+choose() {  # one profile per run: --quick --paper (or --quick --profile paper) is a mistake, not a choice
+  [ -n "$profile" ] && [ "$profile" != "$1" ] && die "two profiles given, $profile and $1 (pass one of --quick, --paper)"
+  profile="$1"
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) profile=quick ;;
-    --paper) profile=paper ;;
+    --quick) choose quick ;;
+    --paper) choose paper ;;
+    --profile) [ $# -ge 2 ] || die "--profile needs a value (quick or paper)"; shift; choose "$1" ;;
+    --profile=*) choose "${1#--profile=}" ;;
     --dry-run) dry=--dry-run ;;
-    --jobs) shift; jobs="${1:-}" ;;
-    --jobs=*) jobs="${1#--jobs=}" ;;
+    --jobs|--jobs=*)
+      [ -n "$jobs" ] && die "--jobs given twice (give each option once)"
+      if [ "$1" = --jobs ]; then shift; jobs="${1:-}"; else jobs="${1#--jobs=}"; fi
+      case "$jobs" in ""|*[!0-9]*) die "--jobs needs a positive integer, got '$jobs'" ;; esac
+      case "$jobs" in *[1-9]*) ;; *) die "--jobs needs a positive integer, got '$jobs'" ;; esac ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     --*=*) extra+=("$1") ;;
     --*) extra+=("$1"); case "${2:-}" in ""|--*) ;; *) shift; extra+=("$1") ;; esac ;;  # grid.py checks them
-    *) echo "error: unknown argument '$1' (use --quick or --paper, then grid.py's flags)" >&2; exit 2 ;;
+    *) die "unknown argument '$1' (use --quick or --paper, then grid.py's flags)" ;;
   esac
   shift
 done
-if [ -z "$profile" ]; then
-  echo "error: choose a profile (bash run_all.sh --quick, or --paper on a GPU machine with the data)" >&2
-  exit 2
-fi
-case "$jobs" in
-  "") [ "$profile" = quick ] && jobs=2 || jobs=1 ;;
-  *[!0-9]*|0) echo "error: --jobs needs a positive integer, got '$jobs'" >&2; exit 2 ;;
-esac
+[ -n "$profile" ] || die "choose a profile (bash run_all.sh --quick, or --paper on a GPU machine with the data)"
+case "$profile" in quick|paper) ;; *) die "unknown profile '$profile' (quick or paper)" ;; esac
+[ -n "$jobs" ] || { [ "$profile" = quick ] && jobs=2 || jobs=1; }
 
 # $PYTHON if set, else the repository's virtual environment (the README's set-up makes .venv), else python3.
 py="${PYTHON:-python3}"
 [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && py=.venv/bin/python
+# A PYTHON that is no Python 3.11+ fails here, in one line (grid.py then checks its packages, also in one).
+hint="set PYTHON to a Python 3.11 or newer with requirements.txt installed, or leave it unset"
+answer=$(timeout 60 "$py" -c 'import sys; print("python", sys.version_info >= (3, 11))' </dev/null 2>/dev/null)
+case $? in
+  0) [ "$answer" = "python True" ] || die "PYTHON=$py is not a Python 3.11 or newer ($hint)" ;;
+  124) die "PYTHON=$py did not answer within 60 s ($hint)" ;;
+  126) die "PYTHON=$py is not executable ($hint)" ;;
+  127) command -v -- "$py" >/dev/null || die "PYTHON=$py: no such program ($hint)"
+       die "PYTHON=$py is not a Python 3.11 or newer ($hint)" ;;
+  *) die "PYTHON=$py is not a Python 3.11 or newer ($hint)" ;;
+esac
 export OMP_WAIT_POLICY=PASSIVE
 
 start=$(date +%s)

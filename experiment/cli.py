@@ -1,34 +1,26 @@
 """The step scripts' command line: `[DEVICE] CONFIG [flags]`, every config key as a `--<key>` flag (generated
 from config.py's schema, with its help and default shown once), run options, the pruned-model flags, and the
-one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own errors use too.
+one-line error path (`error: <what> (<hint>)`, exit 2) that argparse's own errors use too (core/cli.py, torch-free;
+`Parser` and `run_main` are re-exported here for the steps).
 """
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any
 
 import defenses
 import pruner
 from core import config_schema, provenance
+from core.cli import Parser, bounded, run_main  # noqa: F401 (the steps import run_main from here)
 from core.config_schema import Config, load_config
 from core.errors import UserError
 from core.setting import ModelSetting
-from core.storage import log
 from core.version import add_version_flag
 from defenses import DefenseOptions
 from defenses.base import ACCOUNTANTS, MODES
 from experiment import RunOptions
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are UserErrors, so they print as our one `error:` line with exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{self.prog}: {message}", f"see python {self.prog} --help")
 
 
 def _number(kind: type) -> Callable[[str], Any]:
@@ -40,22 +32,6 @@ def _number(kind: type) -> Callable[[str], Any]:
 
 
 MAX_THREADS = 4096  # configure_backends' bound, checked again there for callers that skip the parser
-
-
-def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
-    """An int / float flag type accepting only finite values in [low, high]; argparse reports a refusal as
-    `argument --flag: ...`, one error line, before any work."""
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'} between "
-                                             f"{low:g} and {high:g}, got {text}")
-        return value
-    convert.__name__ = kind.__name__
-    return convert
 
 
 def add_threads_flag(p: argparse.ArgumentParser) -> None:
@@ -201,20 +177,3 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None
                       quiet=ns.quiet, threads=ns.threads, workers=workers, download=getattr(ns, "download", False))
     overrides = {k: getattr(ns, k) for k in config_schema.flag_keys()}
     return ns, opts, load_config(opts.config_path, overrides)
-
-
-def run_main(main: Callable[[], None]) -> None:
-    """Entry point wrapper: a UserError is one line on stderr and exit 2 (UserError.line collapses any line
-    break its text quotes); Ctrl-C exits 130 quietly. A step that reused outputs made by other code ends
-    with one note saying so (core/provenance.py's REUSE)."""
-    try:
-        main()
-        note = provenance.REUSE.note()
-        if note is not None:
-            log.info(note)
-    except UserError as e:
-        print(e.line(), file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted (finished models are kept; rerun to resume)", file=sys.stderr)
-        sys.exit(130)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from launch import records
 from launch.tasks import Task
 
 TAIL_LINES = 15  # of a failed step's output, in the report
@@ -67,13 +68,16 @@ def run_step(task: Task, root: Path, python: str, env: Mapping[str, str] | None 
 
 def run_with_retries(task: Task, root: Path, python: str, retries: int,
                      env: Mapping[str, str] | None = None) -> Outcome:
-    """`run_step`, again while the step is killed by a signal, at most `retries` more times."""
+    """`run_step`, again while the step is killed by a signal, at most `retries` more times; a step that
+    succeeded leaves its task record (launch/records.py), so a rerun of the grid need not start it."""
     attempt = 0
     while True:
         attempt += 1
         outcome = run_step(task, root, python, env)
         killed = outcome.returncode is not None and outcome.returncode < 0
         if not killed or attempt > retries:
+            if outcome.ok:
+                records.write(root, task, python)
             return Outcome(outcome.task_id, outcome.status, outcome.seconds, outcome.returncode, outcome.tail,
                            attempt)
 

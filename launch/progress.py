@@ -4,6 +4,8 @@
     [  8/51 | 1 running | 1 failed] FAILED    3.1 s  python mia.py config/x.json ... (exit 2)
         error: checkpoint result/x/slim_0.7_model/best.pth not found (make it with: ...)
     grid quick (local): 50 done, 1 failed, 1 skipped of 52 tasks in 712 s
+
+A rerun first prints how many tasks the driver left out as up to date (launch/records.py), in one line.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import TextIO
 
 from launch.execute import Outcome
 from launch.tasks import Task
+
+UP_TO_DATE = "up to date by its task record"
 
 
 def indent(text: str) -> str:
@@ -32,6 +36,17 @@ class Progress:
         self.outcomes: dict[str, Outcome] = {}
         self.lock = threading.Lock()
         self.start_time = time.perf_counter()
+
+    def up_to_date(self, task_ids: set[str]) -> None:
+        """Tasks the driver left out because their records still match (launch/records.py): done, one line for
+        all of them (a finished paper grid would print 2,492)."""
+        if not task_ids:
+            return
+        with self.lock:
+            for task_id in task_ids:
+                self.outcomes[task_id] = Outcome(task_id, "done", tail=UP_TO_DATE, attempts=0)
+            print(f"{len(task_ids)} of {len(self.tasks)} tasks up to date by their records (same command, config, "
+                  "code and files): not started", file=self.out, flush=True)
 
     def started(self, task_id: str) -> None:
         with self.lock:
@@ -63,7 +78,9 @@ class Progress:
         """The closing line, then each failed task's command and the end of its output."""
         counts = {s: sum(o.status == s for o in self.outcomes.values()) for s in ("done", "failed", "skipped")}
         missing = len(self.tasks) - len(self.outcomes)
-        text = (f"{self.title}: {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        kept = sum(o.tail == UP_TO_DATE for o in self.outcomes.values())
+        text = (f"{self.title}: {counts['done']} done" + (f" ({kept} up to date by their records)" if kept else "")
+                + f", {counts['failed']} failed, {counts['skipped']} skipped"
                 + (f", {missing} never reported" if missing else "")
                 + f" of {len(self.tasks)} tasks in {time.perf_counter() - self.start_time:.0f} s")
         failed = [o for o in self.failures if o.status == "failed"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,12 +25,20 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from core.cli import bounded
 from core.errors import UserError
-from core.storage import atomic_write
 from launch.base import Launcher
 from launch.execute import Outcome, run_with_retries, skipped
 from launch.progress import Progress
 from launch.tasks import Task, levels
+
+
+def partition(text: str) -> str:
+    """A Slurm partition name (letters, digits, - _ . and commas between several): anything else would reach
+    sbatch's command line."""
+    if not re.fullmatch(r"[\w.-]+(,[\w.-]+)*", text):
+        raise argparse.ArgumentTypeError(f"not a partition name: {text!r}")
+    return text
 
 
 def outcome_path(folder: Path, task_id: str) -> Path:
@@ -36,6 +46,8 @@ def outcome_path(folder: Path, task_id: str) -> Path:
 
 
 def write_outcome(folder: Path, outcome: Outcome) -> None:
+    from core.storage import atomic_write  # numpy: not at import (grid.py first checks the Python has it)
+
     atomic_write(outcome_path(folder, outcome.task_id), lambda f: json.dump(asdict(outcome), f), mode="w")
 
 
@@ -112,27 +124,31 @@ class SlurmLauncher(Launcher):
 
     @classmethod
     def add_flags(cls, group: argparse._ArgumentGroup) -> None:
-        group.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
-        group.add_argument("--time", type=int, default=240, help="minutes per array task (default 240); a task "
-                           "that runs out is requeued and resumes")
-        group.add_argument("--slurm_parallelism", type=int, default=64,
+        group.add_argument("--partition", type=partition, default=None,
+                           help="Slurm partition (default: the cluster's)")
+        group.add_argument("--time", type=bounded(int, 1, 60 * 24 * 365), default=240,
+                           help="minutes per array task (default 240); a task that runs out is requeued and resumes")
+        group.add_argument("--slurm_parallelism", type=bounded(int, 1, 1_000_000), default=64,
                            help="array tasks running at once per array (default 64)")
-        group.add_argument("--mem_gb", type=int, default=None, help="memory per array task (default: the cluster's)")
-        group.add_argument("--slurm_max_array", type=int, default=1000,
+        group.add_argument("--mem_gb", type=bounded(int, 1, 1_000_000), default=None,
+                           help="memory per array task (default: the cluster's)")
+        group.add_argument("--slurm_max_array", type=bounded(int, 1, 4_000_000), default=1000,
                            help="tasks per job array at most (default 1000: Slurm's default MaxArraySize is 1001)")
-        group.add_argument("--poll", type=float, default=30.0, help="seconds between status checks (default 30)")
+        group.add_argument("--poll", type=bounded(float, 0.1, 3600), default=30.0,
+                           help="seconds between status checks (default 30)")
 
     def check(self) -> None:
-        try:
-            import submitit  # noqa: F401
-        except ImportError:
-            raise UserError("--launcher slurm needs submitit", "pip install -r requirements-dist.txt") from None
         gpus = self.args.gpus_per_task or 0
         if not float(gpus).is_integer():
             raise UserError(f"--gpus_per_task {gpus:g}: Slurm allocates whole GPUs",
                             "pass 0 or a whole number, or pack small models with --launcher local or ray")
-        if min(self.args.time, self.args.slurm_parallelism, self.args.slurm_max_array) < 1:
-            raise UserError("--time, --slurm_parallelism and --slurm_max_array must be >= 1")
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise UserError("--launcher slurm needs submitit", "pip install -r requirements-dist.txt") from None
+        if shutil.which("sbatch") is None:  # else submitit fails on its first submission, with a traceback
+            raise UserError("--launcher slurm needs Slurm, and this machine has no sbatch on its PATH",
+                            "run grid.py on a node of the Slurm cluster, or use --launcher local or ray")
 
     def executor(self, folder: Path) -> Any:
         import submitit

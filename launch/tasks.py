@@ -18,7 +18,10 @@ others. The graph joins every read to the task that makes it:
                             they all reuse (run side by side, each would search it again into one folder)
 
 A task is done when its outputs exist with matching settings: the step scripts decide that themselves (they
-skip finished models), so a launcher runs every task and a finished one costs a Python start-up.
+skip finished models). So that a finished grid does not start Python and torch once per task to learn that,
+each task also carries the files it makes and reads (`files`, glob patterns under the repository, from
+`files_of` below) and the results log it reads (`appends`): launch/records.py keeps a record of them per
+finished task, and the driver skips a task whose record still matches everything.
 No torch here until `build_tasks` parses the setting flags (cli's parser names the model folders).
 """
 from __future__ import annotations
@@ -51,6 +54,8 @@ class Task:
     cpus: int = 1                     # threads of the step (--threads) and the CPUs a backend reserves
     gpus: float = 0.0                 # GPUs a backend reserves; a fraction packs small models on one GPU
     config: str = ""
+    files: tuple[str, ...] = ()       # glob patterns of the files it makes and reads (none: never skipped)
+    appends: tuple[str, ...] = ()     # append-only logs it reads and appends to (log/<config>/results.jsonl)
 
     @property
     def is_attack(self) -> bool:
@@ -69,11 +74,39 @@ def config_of(command: str) -> str:
     return next(Path(a).stem for a in shlex.split(command)[2:] if a.endswith(".json"))
 
 
+def files_of(key: Key) -> list[str]:
+    """Where the outputs of `key` live (core/setting.py's folders, nas_privacy.py's search files), as glob patterns
+    whose `*` spans folders too (fnmatch): a model is its victim folder and every shadow folder."""
+    kind, cfg, name = key
+    root = f"result/{cfg}"
+    if kind == "model":
+        if name == "original":
+            return [f"{root}/victim_model/*", f"{root}/shadow_model_*"]
+        return [f"{root}/{name}_model/*", f"{root}/shadow_{name}_model_*"]
+    if kind == "refs":
+        return [f"{root}/refs/{name}/*"]
+    if kind == "memscore":
+        return [f"{root}/memscore/*"]
+    if kind == "search":
+        return [f"{root}/nas/{name}/target_*"]
+    if kind == "nas_shadow":
+        return [f"{root}/nas/none/shadow_*"]
+    raise ValueError(f"no files for {key}")
+
+
 @dataclass
 class _Io:
     makes: list[Key] = field(default_factory=list)
     needs: list[Key] = field(default_factory=list)       # missing from the grid: a bug in the grid
     wants: list[Key] = field(default_factory=list)       # used when the grid makes them (references)
+    outputs: list[str] = field(default_factory=list)     # what it writes that no other command reads
+    appends: list[str] = field(default_factory=list)
+    split: str = ""                                      # the split file of its config
+
+    def files(self) -> tuple[str, ...]:
+        """Every pattern of what the command makes and reads, the split file first."""
+        keys = self.makes + self.needs + self.wants
+        return tuple(dict.fromkeys([self.split, *(p for k in keys for p in files_of(k)), *self.outputs]))
 
 
 def _setting_parser() -> argparse.ArgumentParser:
@@ -121,7 +154,7 @@ def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
         return ("refs", cfg, s.prefix or "original")
 
     original = ModelSetting.original()
-    io = _Io()
+    io = _Io(split=f"result/{cfg}/{'nas/' if script == 'nas_privacy.py' else ''}data_index.json")
     if script == "pretrain.py":
         io.makes.append(model(original))
     elif script == "memscore.py":
@@ -140,6 +173,8 @@ def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
         a = attack_of(ns)
         io.needs += list(dict.fromkeys([model(a.victim), model(a.shadows)]))
         io.wants.append(refs(a.victim))
+        io.outputs.append(f"result/{cfg}/mia/{a.name}/*")
+        io.appends.append(f"log/{cfg}/results.jsonl")
     elif script == "nas_privacy.py":
         sub, defense = words[2], ns.defense or "none"
         tag = f"{defense}_{ns.defense_arg:g}" if defense != "none" else "none"
@@ -150,6 +185,8 @@ def _io(command: str, parser: argparse.ArgumentParser) -> _Io:
             io.needs += list(dict.fromkeys([("search", cfg, "none"), ("search", cfg, searched)]))
             if sub == "amia":
                 (io.makes if tag == "none" else io.needs).append(("nas_shadow", cfg, ""))
+            io.outputs.append(f"result/{cfg}/nas/{tag}/{sub}/*")
+        io.appends.append(f"log/{cfg}/results.jsonl")
     else:
         raise ValueError(f"grid command of an unknown step: {command}")
     return io
@@ -179,7 +216,8 @@ def build_tasks(blocks: Sequence[Sequence[str]], cpus: int = 1, gpus: float = 0.
         if missing:
             raise ValueError(f"{command} reads {missing}, which no grid command makes")
         deps = [maker[k] for k in io.needs + io.wants if k in maker]
-        tasks.append(Task(task_id, command, tuple(dict.fromkeys(deps)), cpus, gpus, config_of(command)))
+        tasks.append(Task(task_id, command, tuple(dict.fromkeys(deps)), cpus, gpus, config_of(command), io.files(),
+                          tuple(io.appends)))
     return tasks
 
 

@@ -9,21 +9,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from launch.base import Context, Launcher
+from launch.driver import run_grid
 from launch.profiles import GridBlock
-from launch.progress import Progress
+from launch.progress import UP_TO_DATE, Progress
 from launch.tasks import Task
 
-ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).resolve().parent / "toy_step.py"
 
 
 def toy(task_id: str, reads: Sequence[str] = (), record: bool = False, settings: str = "s") -> Task:
-    """A toy task `a/<name>` reading the outputs of the tasks `a/<read>` (config a)."""
+    """A toy task `a/<name>` reading the outputs of the tasks `a/<read>` (config a); its files, as
+    launch.tasks gives them for a real step: what it makes and reads, and the results log it appends to."""
     name = task_id.split("/")[1]
     command = f"python {TOY} config/a.json --name {name} --settings {settings}"
     command += f" --reads {','.join(reads)}" if reads else ""
     command += " --record" if record else ""
-    return Task(task_id, command, tuple(f"a/{r}" for r in reads), cpus=1, gpus=0.0, config="a")
+    files = tuple(f"result/a/{n}.json" for n in (name, *reads))
+    return Task(task_id, command, tuple(f"a/{r}" for r in reads), cpus=1, gpus=0.0, config="a", files=files,
+                appends=("log/a/results.jsonl",) if record else ())
 
 
 # pretrain -> two prunes -> an attack on each, and an attack of the original: the grid's shape, 6 tasks.
@@ -42,6 +45,18 @@ def launch(launcher: type[Launcher], tasks: list[Task], root: Path, retries: int
     progress = Progress(tasks, "toy", out=io.StringIO())
     launcher(args(**kw), Context(root, sys.executable, retries)).run(tasks, progress)
     return progress
+
+
+def drive(launcher: type[Launcher], tasks: list[Task], root: Path, recheck: bool = False, **kw) -> Progress:
+    """`launch`, through the grid driver: the tasks up to date by their records are not started."""
+    progress = Progress(tasks, "toy", out=io.StringIO())
+    run_grid(tasks, launcher(args(**kw), Context(root, sys.executable, 2)), progress, recheck)
+    return progress
+
+
+def started(progress: Progress) -> set[str]:
+    """The ids of the tasks whose step the run started (the others were up to date by their records)."""
+    return {k for k, o in progress.outcomes.items() if o.tail != UP_TO_DATE}
 
 
 def runs(root: Path) -> list[str]:
@@ -82,8 +97,6 @@ def numbers(root: Path) -> dict[tuple[str, str], dict]:
 
 def checkout(root: Path) -> None:
     """A working folder as run_all.sh sees the repository: the scripts and packages (linked) and config/."""
-    (root / "config").mkdir(parents=True)
-    (root / "config" / "digits_columnfc.json").write_text((ROOT / "config" / "digits_columnfc.json").read_text())
-    for path in ROOT.iterdir():
-        if path.suffix == ".py" or (path / "__init__.py").exists():
-            (root / path.name).symlink_to(path)
+    from benchmarks.rerun import checkout as bench_checkout  # bench.py's rerun section runs the same grid
+
+    bench_checkout(root, "digits_columnfc")

@@ -1,8 +1,18 @@
-"""run_all.sh's grid: the commands each block expands to (running them: tests/test_launch*.py)."""
+"""run_all.sh's grid: the commands each block expands to (running them: tests/test_launch*.py), and grid.py's and
+run_all.sh's command line: one `error:` line for every bad input, before any work."""
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
+import torch  # noqa: F401  (at collection: torch's first import runs ldconfig, a process unit tests may not start)
+
+from core.errors import UserError
 from launch.profiles import PAPER, QUICK, GridBlock
 
 
@@ -99,3 +109,111 @@ def test_sparsity_matrix_attacks_every_victim_shadow_pair_including_unpruned() -
     assert {"python mia.py config/c.json --original --attacks all",
             f"python mia.py config/c.json {p} 0.7 --attacks all"} <= set(cmds)
 
+
+
+# ------------------------------------------------------------------ grid.py's and run_all.sh's command line
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(argv: list[str], env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    """The run refused in one `error:` line, exit status 2, nothing else on stderr; returns the line."""
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (proc.returncode,
+                                                                                         proc.stderr)
+    return lines[0]
+
+
+@pytest.mark.e2e
+def test_grid_help_answers_without_torch() -> None:
+    code = ("import runpy, sys\nsys.argv = ['grid.py', '--help']\ntry:\n    runpy.run_path('grid.py', "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('imported:', sorted(m for m in ('torch', "
+            "'numpy', 'ray', 'submitit') if m in sys.modules))")
+    proc = run([sys.executable, "-c", code])
+    assert proc.returncode == 0 and "--recheck" in proc.stdout and proc.stdout.endswith("imported: []\n")
+
+
+@pytest.mark.parametrize("flags, says", [
+    ([], "the following arguments are required: --profile"),
+    (["--profile", "quick", "--profile", "paper"], "--profile given twice"),
+    (["--profile", "quick", "--prof", "paper"], "--profile given twice"),          # an abbreviation is the flag
+    (["--profile", "huge"], "invalid choice: 'huge'"),
+    (["--profile", "quick", "--jobs", "0"], "--jobs: must be an integer between 1 and 1,024, got 0"),
+    (["--profile", "quick", "--jobs", "1e9"], "--jobs: invalid int value: '1e9'"),
+    (["--profile", "quick", "--retries", "-1"], "--retries: must be an integer between 0 and 100"),
+    (["--profile", "quick", "--gpus_per_task", "nan"], "--gpus_per_task: must be a number between 0 and 64"),
+    (["--profile", "quick", "--cpus_per_task", "99999"], "--cpus_per_task: must be an integer between"),
+    (["--profile", "quick", "--launcher", "slurm", "--poll", "inf"], "--poll: must be a number between"),
+    (["--profile", "quick", "--launcher", "slurm", "--partition", "gpu; rm -rf ~"], "not a partition name"),
+    (["--profile", "quick", "--launcher", "ray", "--address", "head"], "not auto or HOST:PORT: 'head'"),
+    (["--profile", "quick", "--launcher", "ray", "--address", "head:99999"], "not auto or HOST:PORT"),
+    (["--profile", "quick", "--address", "head:6379"], "--address is a --launcher ray flag, not one of "
+                                                       "--launcher local"),
+    (["--profile", "quick", "--launcher", "ray", "--partition", "gpu"], "--partition is a --launcher slurm flag"),
+    (["--profile", "quick", "--launcher", "ray", "--address", "h:1", "--ray_cpus", "2"], "--ray_cpus sizes the "
+                                                                                          "local cluster"),
+    (["--profile", "quick", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_grid_refuses_bad_flags_in_one_line_before_any_work(flags: list[str], says: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import grid
+
+    monkeypatch.setattr(sys, "argv", ["grid.py", *flags])
+    with pytest.raises(UserError) as e:  # run_main prints it as its line, exit 2 (the e2e test below)
+        grid.main()
+    assert says in e.value.line() and "\n" not in e.value.line()
+
+
+@pytest.mark.e2e
+def test_grid_errors_are_one_line_and_exit_2() -> None:
+    proc = run([sys.executable, "grid.py", "--profile", "quick", "--profile", "paper"])
+    assert one_error_line(proc).startswith("error: grid.py: --profile given twice") and proc.stdout == ""
+
+
+@pytest.mark.e2e
+def test_slurm_without_slurm_is_one_line_within_seconds(tmp_path: Path) -> None:
+    """No sbatch on the PATH (an empty one): submitit would fail on its first submission, with a traceback."""
+    pytest.importorskip("submitit", reason="without submitit the line says so instead (test_launch.py)")
+    start = time.perf_counter()
+    proc = run([sys.executable, "grid.py", "--profile", "quick", "--launcher", "slurm"], env={"PATH": str(tmp_path)})
+    assert "error: --launcher slurm needs Slurm, and this machine has no sbatch on its PATH" in one_error_line(proc)
+    assert time.perf_counter() - start < 60  # before the task graph's torch import (~1 s of Python here)
+
+
+def run_all(*args: str, python: str | None = None) -> subprocess.CompletedProcess:
+    return run(["bash", "run_all.sh", *args], env={"PYTHON": python} if python else None)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args", [("--quick", "--paper"), ("--quick", "--profile", "paper"),
+                                  ("--paper", "--profile=quick"), ("--quick", "--jobs", "2", "--jobs", "3"),
+                                  ("--quick", "--jobs", "0"), ("--quick", "--jobs"), ("--profile",),
+                                  ("--profile", "huge"), ("quick",)])
+def test_run_all_refuses_two_profiles_and_bad_arguments(args: tuple[str, ...]) -> None:
+    proc = run_all(*args)
+    one_error_line(proc)
+    assert proc.stdout == ""  # no grid started (the paper grid used to run for --quick --paper)
+
+
+@pytest.mark.e2e
+def test_run_all_with_a_bad_python_says_so_in_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "not_python"
+    script.write_text("#!/bin/sh\nexit 0\n")  # runs, answers nothing, exits 0: a silent success before
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    script.chmod(0o755)
+    cases = {str(tmp_path / "missing"): "no such program", str(plain): "is not executable",
+             str(script): "is not a Python 3.11 or newer", "/bin/echo": "is not a Python 3.11 or newer"}
+    for python, says in cases.items():
+        line = one_error_line(run_all("--quick", python=python))
+        assert f"PYTHON={python}" in line and says in line
+    bare = tmp_path / "bare"  # a Python 3.11+ without the requirements: grid.py names what it lacks
+    venv = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], capture_output=True)
+    if venv.returncode == 0:
+        line = one_error_line(run_all("--quick", python=str(bare / "bin" / "python")))
+        assert "lacks torch" in line and "pip install -r requirements.txt" in line

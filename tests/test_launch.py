@@ -2,6 +2,7 @@
 retries of killed steps, kills mid-write, deleted outputs, and two launchers on one grid."""
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import os
@@ -10,17 +11,19 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from core.errors import UserError
+from launch import records
 from launch.execute import Outcome
 from launch.local import LocalLauncher, default_gpus_per_task, gpu_slots, schedule
 from launch.profiles import PAPER, QUICK, GridBlock, NasBlock, WeMemStudy
 from launch.progress import Progress
 from launch.tasks import Task, build_tasks, dependants, describe, levels
-from launch_helpers import launch, made, runs, toy_grid
+from launch_helpers import drive, launch, made, runs, started, toy_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -324,3 +327,127 @@ def test_the_readme_launcher_runs_the_toy_grid(tmp_path: Path, monkeypatch: pyte
     assert {k: o.status for k, o in progress.outcomes.items() if o.status != "done"} == {"a/p2": "failed",
                                                                                        "a/m2": "skipped"}
     assert "toy" not in LAUNCHERS
+
+
+def step_lines(root: Path) -> int:
+    """How many steps any run started (each leaves `$ command` in run_all.out)."""
+    path = root / "log" / "a" / "run_all.out"
+    return path.read_text().count("\n$ python ") if path.exists() else 0
+
+
+@pytest.mark.e2e
+def test_a_finished_grid_reruns_without_starting_a_step(tmp_path: Path) -> None:
+    tasks = toy_grid(record=True)
+    first = drive(LocalLauncher, tasks, tmp_path)
+    assert first.ok and started(first) == {t.id for t in tasks} and step_lines(tmp_path) == 6
+    assert len(list((tmp_path / "log" / "a" / ".tasks").glob("*.json"))) == 6   # one record per finished task
+    again = drive(LocalLauncher, tasks, tmp_path)
+    assert again.ok and started(again) == set() and step_lines(tmp_path) == 6  # no Python started
+    assert "6 done (6 up to date by their records), 0 failed" in again.summary()
+    # --recheck starts every step (each finds its output up to date and does no work)
+    rechecked = drive(LocalLauncher, tasks, tmp_path, recheck=True)
+    assert started(rechecked) == {t.id for t in tasks} and step_lines(tmp_path) == 12 and len(runs(tmp_path)) == 6
+
+
+@pytest.mark.e2e
+def test_a_record_keeps_a_task_out_only_while_everything_it_names_matches(tmp_path: Path) -> None:
+    tasks = toy_grid(record=True)
+    assert drive(LocalLauncher, tasks, tmp_path).ok
+    folder = tmp_path / "result" / "a"
+    # a deleted output: its task and every task that reads it, nothing else; the steps redo exactly those
+    (folder / "p1.json").unlink()
+    progress = drive(LocalLauncher, tasks, tmp_path)
+    assert progress.ok and started(progress) == {"a/p1", "a/m1"} and runs(tmp_path)[6:] == ["p1", "m1"]
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == set()
+    # a file rewritten with the same bytes (new mtime and inode): its maker and readers start, and their
+    # steps find everything up to date
+    body = (folder / "p2.json").read_text()
+    (folder / "p2.json").unlink()
+    (folder / "p2.json").write_text(body)
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == {"a/p2", "a/m2"} and len(runs(tmp_path)) == 8
+    # a new file in a task's folders counts as a change too (here: next to p2's output, a pattern of p2's)
+    more = [replace(t, files=(*t.files, "result/a/extra/*")) if t.id == "a/p2" else t for t in tasks]
+    assert drive(LocalLauncher, more, tmp_path).ok
+    (folder / "extra").mkdir()
+    (folder / "extra" / "new.bin").write_bytes(b"x")
+    assert started(drive(LocalLauncher, more, tmp_path)) == {"a/p2", "a/m2"}
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == {"a/p2", "a/m2"}  # other patterns than recorded
+    # the results log edited (not only appended to): every task that appends to it
+    log = tmp_path / "log" / "a" / "results.jsonl"
+    log.write_text(log.read_text().replace('"m0"', '"mX"', 1))
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == {"a/m0", "a/m1", "a/m2"}
+    with open(log, "a") as f:  # appended to by someone else: still what every task left there
+        f.write('{"name": "other"}\n')
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == set()
+
+
+@pytest.mark.e2e
+def test_another_config_code_python_or_overwrite_starts_the_steps(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks = toy_grid()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "a.json").write_text('{"epochs": 1}')
+    assert drive(LocalLauncher, tasks, tmp_path).ok and started(drive(LocalLauncher, tasks, tmp_path)) == set()
+    (tmp_path / "config" / "a.json").write_text('{"epochs": 2}')              # the config
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == {t.id for t in tasks}
+    (tmp_path / "models.py").write_text("# an edit, committed or not\n")       # the code
+    records.code_hash.cache_clear()
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == {t.id for t in tasks}
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == set()
+    over = [replace(t, command=t.command + " --overwrite") if t.id == "a/p1" else t for t in tasks]
+    assert started(drive(LocalLauncher, over, tmp_path)) == {"a/p1", "a/m1"}  # never left out, nor its readers
+    monkeypatch.setattr(records, "VERSION", records.VERSION + 1)               # another record format
+    assert started(drive(LocalLauncher, tasks, tmp_path)) == {t.id for t in tasks}
+    nameless = [replace(t, files=()) for t in tasks]                           # nothing to check a task by
+    assert started(drive(LocalLauncher, nameless, tmp_path)) == {t.id for t in tasks}
+
+
+@pytest.mark.e2e
+def test_a_failed_step_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOY_FAULT", "p2:fail")
+    progress = drive(LocalLauncher, toy_grid(), tmp_path)
+    assert progress.outcomes["a/p2"].status == "failed" and progress.outcomes["a/m2"].status == "skipped"
+    monkeypatch.delenv("TOY_FAULT")
+    assert started(drive(LocalLauncher, toy_grid(), tmp_path)) == {"a/p2", "a/m2"}
+
+
+def test_every_grid_task_names_its_files_and_they_are_where_the_steps_write() -> None:
+    """The patterns launch.tasks gives a real grid's tasks: the folders core/setting.py names, each task's
+    split file, and the results log of every attack (the quick profile's 52 tasks)."""
+    from core.setting import ModelSetting
+
+    tasks = build_tasks([b.commands() for b in QUICK])
+    assert all(t.files for t in tasks)
+    root = Path("result/synthetic_purchase_columnfc")
+    by = {t.command.split(" --shadow_num")[0]: t for t in tasks}
+    pre = by["python pretrain.py config/synthetic_purchase_columnfc.json"]
+    assert pre.files == (f"{root}/data_index.json", f"{root}/victim_model/*", f"{root}/shadow_model_*")
+    s = ModelSetting("l1unstructure", 0.6, "ppb", 4.0)
+    adaptive = next(t for t in tasks if "--defend ppb" in t.command and "--adaptive" in t.command)
+    assert f"{s.folder(root, None)}/*" in adaptive.files and f"{root}/shadow_{s.prefix}_model_*" in adaptive.files
+    assert f"{root}/mia/{s.prefix}_adaptive/*" in adaptive.files
+    assert adaptive.appends == ("log/synthetic_purchase_columnfc/results.jsonl",)
+    files = records.Files(ROOT)  # the patterns match the folders as named, and not their neighbours
+    for path in (s.folder(root, None) / "best.pth", s.folder(root, 1) / "best.pth"):
+        assert fnmatch.fnmatchcase(str(path), f"{root}/shadow_{s.prefix}_model_*") == (path.parent.name
+                                                                                     .startswith("shadow"))
+    assert not fnmatch.fnmatchcase(f"{root}/shadow_l1unstructure_0.6_ppb_4.0_model_0/x",
+                                   f"{root}/shadow_l1unstructure_0.6_model_*")
+    assert files.match(["no/such/folder/*"]) == {}
+
+
+def test_the_code_hash_covers_every_code_folder_and_nothing_else(tmp_path: Path) -> None:
+    files = {"grid.py": "a", "pyproject.toml": 'version = "1"', "core/errors.py": "b",  # core/: no __init__
+             "pkg/__init__.py": "", "pkg/sub/deep.py": "c", "tests/test_x.py": "d", "data/rows.csv": "e",
+             ".venv/lib/site.py": "f", "env/lib/python3.11/site.py": "g", "README.md": "h"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    code_hash = records.code_hash.__wrapped__  # uncached
+    base = code_hash(tmp_path)
+    for name in files:
+        (tmp_path / name).write_text(files[name] + " edited")
+        counts = name in ("grid.py", "pyproject.toml", "core/errors.py", "pkg/__init__.py", "pkg/sub/deep.py")
+        assert (code_hash(tmp_path) != base) == counts, name
+        (tmp_path / name).write_text(files[name])
+    assert code_hash(tmp_path) == base

@@ -7,9 +7,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,13 +101,55 @@ def test_grid_py_with_ray_gives_the_local_launchers_numbers(tmp_path: Path, monk
         checkout(root)
         monkeypatch.chdir(root)
         for extra in (["--dry-run"], []):
+            cpus = ["--ray_cpus", "2"] if launcher == "ray" else []  # another launcher's flag is refused
             monkeypatch.setattr(sys, "argv", ["grid.py", "--profile", "quick", "--jobs", "2", "--launcher", launcher,
-                                              "--ray_cpus", "2", *extra])
+                                              *cpus, *extra])
             grid.main()  # exits (SystemExit) if a task failed
             dry.setdefault(launcher, capsys.readouterr().out)
         results[launcher] = numbers(root)
+        grid.main()  # again: every task up to date by the records the Ray workers wrote, and no cluster started
+        assert "4 of 4 tasks up to date by their records" in capsys.readouterr().out and not ray_initialized()
     assert dry["local"] == dry["ray"] and dry["ray"].endswith("4 tasks in 3 dependency levels (1, 2, 1)\n")
     assert len(results["local"]) >= 2 * 6 and results["local"] == results["ray"]
     assert {s for s, _ in results["local"]} == {"original", "l1unstructure_0.7"}
     log = (tmp_path / "ray" / "log" / "digits_columnfc" / "run_all.out").read_text()
     assert re.search(r"\$ python mia.py config/digits_columnfc.json --original --attacks all", log)
+
+
+def ray_initialized() -> bool:
+    import ray
+    return ray.is_initialized()
+
+
+def grid_py(*flags: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ROOT / "grid.py"), "--profile", "quick", *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    return proc, time.perf_counter() - start
+
+
+def test_an_address_nothing_listens_on_is_one_line_within_seconds() -> None:
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc, seconds = grid_py("--launcher", "ray", "--address", f"127.0.0.1:{port}")
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f"error: no Ray cluster answers at 127.0.0.1:{port}") and seconds < 60
+
+
+def test_an_address_that_never_answers_is_one_line_not_a_hang() -> None:
+    """Something accepts the connection and says nothing (a firewall's tarpit, another service's port): ray.init
+    retried for ever before; now the join gives up after CONNECT_TIMEOUT with one line (Ray's retry warnings,
+    a line a second, do not reach the terminal)."""
+    from launch.ray_backend import CONNECT_TIMEOUT
+
+    server, held = socket.socket(), []
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(100)), daemon=True).start()
+    try:
+        proc, seconds = grid_py("--launcher", "ray", "--address", f"127.0.0.1:{server.getsockname()[1]}")
+    finally:
+        server.close()
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert "did not let this driver join within" in proc.stderr and CONNECT_TIMEOUT <= seconds < CONNECT_TIMEOUT + 60

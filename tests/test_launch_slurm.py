@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from launch.base import Context
+from launch.driver import run_grid
 from launch.execute import Outcome
 from launch.progress import Progress
 from launch.slurm import SlurmLauncher, SlurmStep, read_outcome, write_outcome
-from launch_helpers import args, made, runs, toy_grid
+from launch_helpers import args, made, runs, started, toy_grid
 
 pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
 
@@ -110,6 +111,26 @@ def test_a_level_larger_than_the_array_limit_is_cut_into_arrays(tmp_path: Path) 
     assert [(a["tasks"], a["params"]["slurm_additional_parameters"].get("dependency")) for a in fake.arrays] == [
         (["a/pre"], None), (["a/p1", "a/p2"], "afterany:100"), (["a/m0"], "afterany:100"),
         (["a/m1", "a/m2"], "afterany:101:102")]
+
+
+def test_a_rerun_submits_only_the_tasks_whose_records_do_not_match(tmp_path: Path) -> None:
+    """The array tasks write the task records (execute.run_with_retries on the node); the driver reads them
+    before submitting: a finished grid submits no array, a deleted output only its task and its readers."""
+    launcher, fake = fake_launcher(tmp_path)
+    assert drive_with(launcher, toy_grid()).ok and len(fake.arrays) == 3
+    progress = drive_with(launcher, toy_grid())
+    assert progress.ok and started(progress) == set() and len(fake.arrays) == 3  # nothing submitted
+    (tmp_path / "result" / "a" / "m0.json").unlink()
+    progress = drive_with(launcher, toy_grid())
+    assert started(progress) == {"a/m0"} and [a["tasks"] for a in fake.arrays[3:]] == [["a/m0"]]
+    assert fake.arrays[3]["params"]["slurm_additional_parameters"].get("dependency") is None  # pre: done
+    assert runs(tmp_path)[6:] == ["m0"]
+
+
+def drive_with(launcher: SlurmLauncher, tasks: list) -> Progress:
+    progress = Progress(tasks, "toy", out=io.StringIO())
+    run_grid(tasks, launcher, progress)
+    return progress
 
 
 def test_an_array_task_runs_only_after_its_dependencies_ended_well(tmp_path: Path) -> None:

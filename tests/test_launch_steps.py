@@ -10,7 +10,7 @@ import pytest
 
 from launch.local import LocalLauncher
 from launch.tasks import build_tasks
-from launch_helpers import TINY, checkout, launch
+from launch_helpers import TINY, checkout, drive, launch, started
 
 pytestmark = pytest.mark.e2e  # every test here runs step scripts (or other programs)
 
@@ -27,10 +27,12 @@ def records(root: Path) -> list[dict]:
 
 def test_deleting_a_model_folder_redoes_exactly_its_task_and_dependants(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the grid driver: the task records leave out the tasks whose files are as they were (pretrain,
+    the original's attack), the others' steps decide, and a third run starts no step and changes nothing."""
     checkout(tmp_path)
     monkeypatch.chdir(tmp_path)
     tasks = build_tasks([TINY.commands()])  # pretrain, prune 0.7, mia original, mia 0.7
-    assert launch(LocalLauncher, tasks, tmp_path).ok
+    assert drive(LocalLauncher, tasks, tmp_path).ok
     before, first = snapshot(tmp_path), records(tmp_path)
     victim = "result/digits_columnfc/l1unstructure_0.7_model"
     assert f"{victim}/best.pth" in before
@@ -38,8 +40,9 @@ def test_deleting_a_model_folder_redoes_exactly_its_task_and_dependants(tmp_path
         path.unlink()
     (tmp_path / victim).rmdir()
 
-    progress = launch(LocalLauncher, tasks, tmp_path)
+    progress = drive(LocalLauncher, tasks, tmp_path)
     assert progress.ok, progress.summary()
+    assert started(progress) == {"digits_columnfc/1", "digits_columnfc/3"}  # prune 0.7 and the attack on it
     after, second = snapshot(tmp_path), records(tmp_path)
     rewritten = {p for p in after if before.get(p) != after[p]}
     # the pruned victim again, and the pruned setting's attack outputs; the original, the pruned shadow, the
@@ -51,6 +54,9 @@ def test_deleting_a_model_folder_redoes_exactly_its_task_and_dependants(tmp_path
     new = second[len(first):]
     assert new and {r["setting"] for r in new} == {"l1unstructure_0.7"}
     assert {r["attack"] for r in new} == {r["attack"] for r in first if r["setting"] == "l1unstructure_0.7"}
+    third = drive(LocalLauncher, tasks, tmp_path)
+    assert third.ok and started(third) == set()
+    assert snapshot(tmp_path) == after and len(records(tmp_path)) == len(second)
 
 
 def test_two_launchers_at_once_on_real_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
