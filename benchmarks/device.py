@@ -4,6 +4,7 @@ features, every attack, and the projections of one paper setting and of the pape
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from core.config_schema import load_config
 from core.training import TrainConfig, TrainHooks, make_optimizer, train_one_epoch
 
 
+@dataclass(frozen=True)
 class DeviceBench:
     """What the device section measured (seconds unless named otherwise)."""
 

@@ -146,7 +146,7 @@ def _memscore(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *a
     (("--fraction", "nan"), "bad value for 'memscore.fraction'"),
     (("--memscore_epochs", "-1"), "bad value for 'memscore.epochs'"),
     (("--fraction", "0.0001"), "memscore.fraction 0.0001 of the 6000 candidate rows gives subsets of 1 rows"),
-    (("--threads", "-1"), "argument --threads: must be an integer between 1 and 4096, got -1"),
+    (("--threads", "-1"), "argument --threads: must be an integer between 1 and 4,096, got -1"),
 ])
 def test_bad_settings_are_one_error_line_before_work(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture, flags, needle) -> None:

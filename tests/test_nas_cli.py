@@ -81,7 +81,7 @@ def test_deep_nesting_is_one_error_line(in_tmp, capsys) -> None:
 
 
 @pytest.mark.parametrize("flags,needle", [
-    (("--threads", "-1"), "argument --threads: must be an integer between 1 and 4096, got -1"),
+    (("--threads", "-1"), "argument --threads: must be an integer between 1 and 4,096, got -1"),
     (("--defense", "arch_l2", "--defense_arg", "nan"), "bad value for 'defense.arg'"),
     (("--defense", "arch_l2", "--defense_arg", "-1"), "bad value for 'defense.arg'"),
     (("--defense", "distill", "--defense_arg", "2"), "defense distill: bad argument 2"),
