@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from benchmarks import SECTIONS, plan  # noqa: E402
 from benchmarks.common import CONFIGS, fmt_s, header, now, say  # noqa: E402
 from core.cli import Parser, bounded, run_main  # noqa: E402
+from core.version import add_version_flag  # noqa: E402
 
 
 def parser() -> Parser:
@@ -46,6 +47,7 @@ def parser() -> Parser:
                    help="models trained at once there (victim + shadows; default 6)")
     p.add_argument("--bench_attack_epochs", type=bounded(int, 1, 10_000), default=None,
                    help="epochs of the learned attacks there (default 100)")
+    add_version_flag(p)
     return p
 
 

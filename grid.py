@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.cli import Parser, bounded, run_main
 from core.errors import UserError
+from core.version import add_version_flag
 from launch import LAUNCHERS
 from launch.base import Context, check_requirements
 from launch.driver import run_grid
@@ -49,6 +50,7 @@ def parser() -> Parser:
     p.add_argument("--recheck", action="store_true",
                    help="start every task's step, which checks its own outputs, even when the task's record says "
                         "it is done (default: leave those out; a rerun of a finished grid then starts no step)")
+    add_version_flag(p)
     for launcher in LAUNCHERS:
         launcher.add_flags(p.add_argument_group(f"--launcher {launcher.name}"))
     return p
